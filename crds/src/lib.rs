@@ -5,5 +5,8 @@
 //! immutable versioned snapshots published by config sources.
 #![forbid(unsafe_code)]
 
+pub mod lines;
+pub mod load;
+pub mod resource;
 pub mod types;
 pub mod validate;

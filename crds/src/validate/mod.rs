@@ -57,3 +57,23 @@ impl Findings {
         self.0.iter().any(|f| f.severity == Severity::Error)
     }
 }
+
+mod security;
+
+use crate::resource::Resource;
+
+/// Validate one resource of any kind.
+pub fn resource(r: &Resource, f: &mut Findings) {
+    match r {
+        Resource::PeerAuthentication(x) => security::peer_authentication(&x.spec, f),
+        Resource::RequestAuthentication(x) => security::request_authentication(&x.spec, f),
+        Resource::AuthorizationPolicy(x) => security::authorization_policy(&x.spec, &x.metadata, f),
+        Resource::MeshPolicy(_)
+        | Resource::Policy(_)
+        | Resource::RbacConfig(_)
+        | Resource::ClusterRbacConfig(_)
+        | Resource::ServiceRole(_)
+        | Resource::ServiceRoleBinding(_)
+        | Resource::Namespace(_) => {}
+    }
+}
