@@ -5,6 +5,7 @@
 //! immutable versioned snapshots published by config sources.
 #![forbid(unsafe_code)]
 
+pub mod convert;
 pub mod lines;
 pub mod load;
 pub mod resource;

@@ -58,7 +58,7 @@ impl Findings {
     }
 }
 
-mod security;
+pub mod security;
 
 use crate::resource::Resource;
 
