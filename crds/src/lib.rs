@@ -9,5 +9,6 @@ pub mod convert;
 pub mod lines;
 pub mod load;
 pub mod resource;
+pub mod snapshot;
 pub mod types;
 pub mod validate;
