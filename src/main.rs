@@ -1,1 +1,69 @@
-fn main() {}
+//! `citadel`: the command-line entry point. Parses arguments and dispatches; the work is done in
+//! the workspace's library crates.
+#![forbid(unsafe_code)]
+
+mod commands;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Citadel: an Istio-compatible zero-trust identity and security plane.
+#[derive(Debug, Parser)]
+#[command(name = "citadel", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check Istio YAML/JSON files and folders; exit 1 if anything is invalid.
+    Validate {
+        /// Files or folders (read recursively).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        /// Namespace that holds mesh-wide policies.
+        #[arg(long, default_value = "istio-system")]
+        root_namespace: String,
+    },
+    /// Print the resources as current Istio APIs (legacy kinds converted) as YAML.
+    Convert {
+        /// Files or folders (read recursively).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Namespace that holds mesh-wide policies.
+        #[arg(long, default_value = "istio-system")]
+        root_namespace: String,
+    },
+    /// Print the CustomResourceDefinitions of every Istio kind Citadel reads.
+    Crds,
+}
+
+/// How `validate` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate { paths, output, root_namespace } => {
+            commands::config::validate(&paths, output == Output::Json, root_namespace)
+        }
+        Command::Convert { paths, root_namespace } => commands::config::convert(&paths, root_namespace),
+        Command::Crds => commands::config::crds(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("citadel: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod convert;
+pub mod crdgen;
 pub mod lines;
 pub mod load;
 pub mod resource;

@@ -322,23 +322,16 @@ impl DocContext<'_> {
         }
 
         // kubectl's `kind: List` (and `FooList`): load each item.
-        if api_version == "v1" && subject.kind.ends_with("List") {
-            if let Some(Value::Sequence(items)) = map.get("items") {
-                for (i, item) in items.iter().enumerate() {
-                    let item_prefix = format!("{}items[{i}]", if prefix.is_empty() { "" } else { "." });
-                    let item_prefix = format!("{prefix}{item_prefix}");
-                    match serde_yaml::to_string(item) {
-                        Ok(text) => self.load_list_item(&text, item.clone(), &item_prefix),
-                        Err(e) => self.error_at(
-                            &subject,
-                            &item_prefix,
-                            "",
-                            format!("cannot re-read list item: {e}"),
-                        ),
-                    }
-                }
-                return;
+        if api_version == "v1"
+            && subject.kind.ends_with("List")
+            && let Some(Value::Sequence(items)) = map.get("items")
+        {
+            for (i, item) in items.iter().enumerate() {
+                let sep = if prefix.is_empty() { "" } else { "." };
+                let item_prefix = format!("{prefix}{sep}items[{i}]");
+                self.load_list_item(item.clone(), &item_prefix);
             }
+            return;
         }
 
         let Some(info) = resource::lookup(&api_version, &subject.kind) else {
@@ -434,7 +427,7 @@ impl DocContext<'_> {
     }
 
     /// A `List` item: parsed from its own re-serialized text, with lines from the outer document.
-    fn load_list_item(&mut self, _text: &str, item: serde_yaml::Value, prefix: &str) {
+    fn load_list_item(&mut self, item: serde_yaml::Value, prefix: &str) {
         // Errors are located through the outer index (prefix + field), so parse from the value.
         let text = serde_yaml::to_string(&item).unwrap_or_default();
         self.load_value(&text, item, prefix);
@@ -454,10 +447,10 @@ fn describe_parse_error(e: &serde_path_to_error::Error<serde_yaml::Error>) -> (S
     {
         message = rest.to_string();
     }
-    if let Some(field) = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
-        if !path.ends_with(field) {
-            path = join_key(&path, field);
-        }
+    if let Some(field) = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next())
+        && !path.ends_with(field)
+    {
+        path = join_key(&path, field);
     }
     (path, message)
 }

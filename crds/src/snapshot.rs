@@ -95,8 +95,11 @@ pub trait ConfigSource: Send + Sync {
 /// must not silently remove it); resources deleted from valid files go away.
 pub fn reload(previous: &Snapshot, paths: &[PathBuf], opts: &ConvertOptions) -> Snapshot {
     let mut report = load_paths(paths);
-    let present: HashSet<(String, String)> =
-        report.resources.iter().map(|l| (l.resource.kind().to_string(), l.resource.qualified_name())).collect();
+    let present: HashSet<(String, String)> = report
+        .resources
+        .iter()
+        .map(|l| (l.resource.kind().to_string(), l.resource.qualified_name()))
+        .collect();
     let mut kept = Vec::new();
     for old in &previous.loaded {
         let key = (old.resource.kind().to_string(), old.resource.qualified_name());
@@ -108,7 +111,9 @@ pub fn reload(previous: &Snapshot, paths: &[PathBuf], opts: &ConvertOptions) -> 
             d.severity == Severity::Error
                 && d.file == file
                 && (d.kind.is_empty()
-                    || (d.kind == key.0 && d.name == old.resource.name() && d.namespace == old.resource.namespace())
+                    || (d.kind == key.0
+                        && d.name == old.resource.name()
+                        && d.namespace == old.resource.namespace())
                     || (d.kind == key.0 && !old.resource.info().namespaced && d.name == old.resource.name()))
         });
         if broken {

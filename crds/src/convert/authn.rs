@@ -10,9 +10,9 @@ use crate::{
         common::WorkloadSelector,
         legacy::{Jwt, LegacyMtlsMode, PolicySpec, StringMatch},
         security::{
-            Action, AuthorizationPolicy, AuthorizationPolicySpec, From, JwtHeader, JwtRule, MtlsMode, MutualTls,
-            Operation, PeerAuthentication, PeerAuthenticationSpec, RequestAuthentication, RequestAuthenticationSpec,
-            Rule, Source, To,
+            Action, AuthorizationPolicy, AuthorizationPolicySpec, From, JwtHeader, JwtRule, MtlsMode,
+            MutualTls, Operation, PeerAuthentication, PeerAuthenticationSpec, RequestAuthentication,
+            RequestAuthenticationSpec, Rule, Source, To,
         },
     },
 };
@@ -20,13 +20,18 @@ use crate::{
 pub(super) fn convert(input: &[Loaded], out: &mut Output<'_>) {
     for l in input {
         let (spec, namespace, mesh) = match &l.resource {
-            Resource::MeshPolicy(m) => (PolicySpec::from(m.spec.clone()), out.opts.root_namespace.clone(), true),
+            Resource::MeshPolicy(m) => {
+                (PolicySpec::from(m.spec.clone()), out.opts.root_namespace.clone(), true)
+            }
             Resource::Policy(p) => (p.spec.clone(), l.resource.namespace().to_string(), false),
             _ => continue,
         };
         let name = l.resource.name().to_string();
         if mesh && name != "default" {
-            out.warn(l, "a MeshPolicy must be named `default`; Istio ignored others, so this one is not converted");
+            out.warn(
+                l,
+                "a MeshPolicy must be named `default`; Istio ignored others, so this one is not converted",
+            );
             continue;
         }
         if !mesh && spec.targets.is_empty() && name != "default" {
@@ -43,8 +48,18 @@ pub(super) fn convert(input: &[Loaded], out: &mut Output<'_>) {
 
         // Whole namespace (or mesh): one PeerAuthentication without selector.
         if spec.targets.is_empty() {
-            let pa = PeerAuthenticationSpec { selector: None, mtls: Some(MutualTls { mode: Some(mode) }), port_level_mtls: BTreeMap::new() };
-            out.emit(l, Resource::PeerAuthentication(PeerAuthentication { metadata: meta(&name, &namespace, l), spec: pa }));
+            let pa = PeerAuthenticationSpec {
+                selector: None,
+                mtls: Some(MutualTls { mode: Some(mode) }),
+                port_level_mtls: BTreeMap::new(),
+            };
+            out.emit(
+                l,
+                Resource::PeerAuthentication(PeerAuthentication {
+                    metadata: meta(&name, &namespace, l),
+                    spec: pa,
+                }),
+            );
             origins(l, &spec, &name, &namespace, None, out);
             continue;
         }
@@ -52,9 +67,16 @@ pub(super) fn convert(input: &[Loaded], out: &mut Output<'_>) {
             let selector = app_selector(&target.name);
             out.warn(
                 l,
-                format!("service `{}` mapped to workload selector app: {} (no service registry)", target.name, target.name),
+                format!(
+                    "service `{}` mapped to workload selector app: {} (no service registry)",
+                    target.name, target.name
+                ),
             );
-            let mut pa = PeerAuthenticationSpec { selector: Some(selector.clone()), mtls: None, port_level_mtls: BTreeMap::new() };
+            let mut pa = PeerAuthenticationSpec {
+                selector: Some(selector.clone()),
+                mtls: None,
+                port_level_mtls: BTreeMap::new(),
+            };
             let mut whole_workload = target.ports.is_empty();
             for port in &target.ports {
                 match (port.number, &port.name) {
@@ -69,14 +91,23 @@ pub(super) fn convert(input: &[Loaded], out: &mut Output<'_>) {
                 }
             }
             if !pa.port_level_mtls.is_empty() {
-                out.warn(l, format!("service ports of `{}` assumed equal to its workload ports", target.name));
+                out.warn(
+                    l,
+                    format!("service ports of `{}` assumed equal to its workload ports", target.name),
+                );
             }
             if whole_workload {
                 pa.mtls = Some(MutualTls { mode: Some(mode) });
                 pa.port_level_mtls.clear();
             }
             let pa_name = format!("{name}-{}", target.name);
-            out.emit(l, Resource::PeerAuthentication(PeerAuthentication { metadata: meta(&pa_name, &namespace, l), spec: pa }));
+            out.emit(
+                l,
+                Resource::PeerAuthentication(PeerAuthentication {
+                    metadata: meta(&pa_name, &namespace, l),
+                    spec: pa,
+                }),
+            );
             origins(l, &spec, &pa_name, &namespace, Some(selector), out);
         }
     }
@@ -95,7 +126,14 @@ fn peer_mode(spec: &PolicySpec) -> MtlsMode {
 }
 
 /// `origins` → RequestAuthentication, and a DENY policy when the JWT is mandatory.
-fn origins(l: &Loaded, spec: &PolicySpec, name: &str, namespace: &str, selector: Option<WorkloadSelector>, out: &mut Output<'_>) {
+fn origins(
+    l: &Loaded,
+    spec: &PolicySpec,
+    name: &str,
+    namespace: &str,
+    selector: Option<WorkloadSelector>,
+    out: &mut Output<'_>,
+) {
     let jwts: Vec<&Jwt> = spec.origins.iter().filter_map(|o| o.jwt.as_ref()).collect();
     if jwts.is_empty() {
         return;
@@ -105,7 +143,13 @@ fn origins(l: &Loaded, spec: &PolicySpec, name: &str, namespace: &str, selector:
         jwt_rules: jwts.iter().map(|j| jwt_rule(j)).collect(),
         ..Default::default()
     };
-    out.emit(l, Resource::RequestAuthentication(RequestAuthentication { metadata: meta(name, namespace, l), spec: ra }));
+    out.emit(
+        l,
+        Resource::RequestAuthentication(RequestAuthentication {
+            metadata: meta(name, namespace, l),
+            spec: ra,
+        }),
+    );
     if spec.origin_is_optional {
         return;
     }
@@ -130,7 +174,10 @@ fn origins(l: &Loaded, spec: &PolicySpec, name: &str, namespace: &str, selector:
     let ap = AuthorizationPolicySpec { selector, rules, action: Some(Action::Deny), ..Default::default() };
     out.emit(
         l,
-        Resource::AuthorizationPolicy(AuthorizationPolicy { metadata: meta(format!("{name}-require-jwt"), namespace, l), spec: ap }),
+        Resource::AuthorizationPolicy(AuthorizationPolicy {
+            metadata: meta(format!("{name}-require-jwt"), namespace, l),
+            spec: ap,
+        }),
     );
 }
 
@@ -140,7 +187,11 @@ fn jwt_rule(j: &Jwt) -> JwtRule {
         audiences: j.audiences.clone(),
         jwks_uri: j.jwks_uri.clone(),
         jwks: j.jwks.clone(),
-        from_headers: j.jwt_headers.iter().map(|h| JwtHeader { name: h.clone(), prefix: String::new() }).collect(),
+        from_headers: j
+            .jwt_headers
+            .iter()
+            .map(|h| JwtHeader { name: h.clone(), prefix: String::new() })
+            .collect(),
         from_params: j.jwt_params.clone(),
         ..Default::default()
     }
@@ -157,7 +208,12 @@ fn path_values(matches: &[StringMatch], l: &Loaded, out: &mut Output<'_>) -> Vec
         } else if let Some(s) = &m.suffix {
             v.push(format!("*{s}"));
         } else if let Some(r) = &m.regex {
-            out.error(l, format!("trigger rule regex {r:?} cannot be converted: AuthorizationPolicy paths have no regex"));
+            out.error(
+                l,
+                format!(
+                    "trigger rule regex {r:?} cannot be converted: AuthorizationPolicy paths have no regex"
+                ),
+            );
         }
     }
     v

@@ -134,7 +134,9 @@ pub(crate) fn service_ref(service: &str, default_ns: &str) -> (String, String) {
 
 /// `app: <service>`: the selector a service name maps to without a registry.
 pub(crate) fn app_selector(service: &str) -> crate::types::common::WorkloadSelector {
-    crate::types::common::WorkloadSelector { match_labels: BTreeMap::from([("app".to_string(), service.to_string())]) }
+    crate::types::common::WorkloadSelector {
+        match_labels: BTreeMap::from([("app".to_string(), service.to_string())]),
+    }
 }
 
 #[cfg(test)]

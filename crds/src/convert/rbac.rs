@@ -13,7 +13,8 @@ use crate::{
         common::WorkloadSelector,
         legacy::{AccessRule, EnforcementMode, RbacConfigSpec, RbacMode, Subject},
         security::{
-            Action, AuthorizationPolicy, AuthorizationPolicySpec, Condition, From, Operation, Rule, Source, To,
+            Action, AuthorizationPolicy, AuthorizationPolicySpec, Condition, From, Operation, Rule, Source,
+            To,
         },
     },
     validate::security::DRY_RUN_ANNOTATION,
@@ -64,7 +65,8 @@ pub(super) fn convert(input: &[Loaded], out: &mut Output<'_>) {
             }
         }
     }
-    let bindings: Vec<&Loaded> = input.iter().filter(|l| matches!(l.resource, Resource::ServiceRoleBinding(_))).collect();
+    let bindings: Vec<&Loaded> =
+        input.iter().filter(|l| matches!(l.resource, Resource::ServiceRoleBinding(_))).collect();
     let Some((config_src, spec)) = config.filter(|(c, _)| c.resource.name() == "default") else {
         for b in bindings {
             out.warn(b, "not converted: no RbacConfig enables RBAC, so Istio did not enforce this binding");
@@ -88,7 +90,10 @@ pub(super) fn convert(input: &[Loaded], out: &mut Output<'_>) {
     let deny_all = AuthorizationPolicySpec::default();
     let allow_all = AuthorizationPolicySpec { rules: vec![Rule::default()], ..Default::default() };
     let emit = |out: &mut Output<'_>, name: String, ns: &str, spec: AuthorizationPolicySpec| {
-        out.emit(config_src, Resource::AuthorizationPolicy(AuthorizationPolicy { metadata: meta(name, ns, config_src), spec }));
+        out.emit(
+            config_src,
+            Resource::AuthorizationPolicy(AuthorizationPolicy { metadata: meta(name, ns, config_src), spec }),
+        );
     };
     match scope.mode {
         RbacMode::Off => {
@@ -134,13 +139,21 @@ fn binding(b: &Loaded, input: &[Loaded], scope: &Scope, out: &mut Output<'_>) {
     let rules: Vec<AccessRule> = match &srb.spec.role_ref {
         Some(r) => {
             let role = input.iter().find_map(|l| match &l.resource {
-                Resource::ServiceRole(sr) if l.resource.namespace() == ns && l.resource.name() == r.name => Some(sr),
+                Resource::ServiceRole(sr) if l.resource.namespace() == ns && l.resource.name() == r.name => {
+                    Some(sr)
+                }
                 _ => None,
             });
             match role {
                 Some(sr) => sr.spec.rules.clone(),
                 None => {
-                    out.error(b, format!("roleRef names ServiceRole {ns}/{} which does not exist; not converted", r.name));
+                    out.error(
+                        b,
+                        format!(
+                            "roleRef names ServiceRole {ns}/{} which does not exist; not converted",
+                            r.name
+                        ),
+                    );
                     return;
                 }
             }
@@ -157,11 +170,12 @@ fn binding(b: &Loaded, input: &[Loaded], scope: &Scope, out: &mut Output<'_>) {
     let mut policies: BTreeMap<Vec<(String, String)>, Vec<Rule>> = BTreeMap::new();
     for (i, rule) in rules.iter().enumerate() {
         let Some((operation, when, labels)) = access_rule(rule, i, b, out) else { continue };
-        let services: Vec<Option<&str>> = if rule.services.is_empty() || rule.services.iter().any(|s| s == "*") {
-            vec![None]
-        } else {
-            rule.services.iter().map(|s| Some(s.as_str())).collect()
-        };
+        let services: Vec<Option<&str>> =
+            if rule.services.is_empty() || rule.services.iter().any(|s| s == "*") {
+                vec![None]
+            } else {
+                rule.services.iter().map(|s| Some(s.as_str())).collect()
+            };
         for svc in services {
             let mut selector = labels.clone();
             if let Some(s) = svc {
@@ -171,18 +185,30 @@ fn binding(b: &Loaded, input: &[Loaded], scope: &Scope, out: &mut Output<'_>) {
                 }
                 let (name, svc_ns) = service_ref(s, &ns);
                 if svc_ns != ns {
-                    out.warn(b, format!("service {s:?} is outside the binding's namespace {ns}; rule {i} skipped for it"));
+                    out.warn(
+                        b,
+                        format!(
+                            "service {s:?} is outside the binding's namespace {ns}; rule {i} skipped for it"
+                        ),
+                    );
                     continue;
                 }
                 if !scope.enforced(&ns, Some(&name)) {
-                    out.warn(b, format!("rule {i} for service {name} not converted: RBAC is not enforced there"));
+                    out.warn(
+                        b,
+                        format!("rule {i} for service {name} not converted: RBAC is not enforced there"),
+                    );
                     continue;
                 }
-                out.warn(b, format!("service `{name}` mapped to workload selector app: {name} (no service registry)"));
+                out.warn(
+                    b,
+                    format!("service `{name}` mapped to workload selector app: {name} (no service registry)"),
+                );
                 selector.insert("app".to_string(), name);
             } else if !scope.enforced(&ns, None) {
                 // A `*` rule in a namespace that is not enforced still applies to included services.
-                let included: Vec<_> = scope.services.iter().filter(|(_, sns)| *sns == ns).map(|(n, _)| n.clone()).collect();
+                let included: Vec<_> =
+                    scope.services.iter().filter(|(_, sns)| *sns == ns).map(|(n, _)| n.clone()).collect();
                 if included.is_empty() {
                     out.warn(b, format!("rule {i} not converted: RBAC is not enforced in namespace {ns}"));
                 }
@@ -198,14 +224,16 @@ fn binding(b: &Loaded, input: &[Loaded], scope: &Scope, out: &mut Output<'_>) {
     }
     let count = policies.len();
     for (n, (labels, rules)) in policies.into_iter().enumerate() {
-        let name = if count == 1 { b.resource.name().to_string() } else { format!("{}-{n}", b.resource.name()) };
+        let name =
+            if count == 1 { b.resource.name().to_string() } else { format!("{}-{n}", b.resource.name()) };
         let selector =
             (!labels.is_empty()).then(|| WorkloadSelector { match_labels: labels.into_iter().collect() });
         let mut metadata = meta(name, &ns, b);
         if dry_run {
             metadata.annotations.get_or_insert_default().insert(DRY_RUN_ANNOTATION.into(), "true".into());
         }
-        let spec = AuthorizationPolicySpec { selector, rules, action: Some(Action::Allow), ..Default::default() };
+        let spec =
+            AuthorizationPolicySpec { selector, rules, action: Some(Action::Allow), ..Default::default() };
         out.emit(b, Resource::AuthorizationPolicy(AuthorizationPolicy { metadata, spec }));
     }
 }
@@ -231,14 +259,12 @@ fn push_rules(
     }
 }
 
+/// An AccessRule's operation, `when` conditions and extra selector labels.
+type ConvertedRule = (Option<Operation>, Vec<Condition>, BTreeMap<String, String>);
+
 /// An AccessRule's operation, `when` conditions and extra selector labels; None if it cannot be
 /// converted (reported).
-fn access_rule(
-    rule: &AccessRule,
-    i: usize,
-    b: &Loaded,
-    out: &mut Output<'_>,
-) -> Option<(Option<Operation>, Vec<Condition>, BTreeMap<String, String>)> {
+fn access_rule(rule: &AccessRule, i: usize, b: &Loaded, out: &mut Output<'_>) -> Option<ConvertedRule> {
     let not_star = |v: &Vec<String>| v.iter().filter(|s| *s != "*").cloned().collect::<Vec<_>>();
     let mut op = Operation {
         hosts: not_star(&rule.hosts),
@@ -256,7 +282,9 @@ fn access_rule(
         let values: Vec<String> = c.values.iter().filter(|v| *v != "*").cloned().collect();
         if c.key == "destination.port" {
             op.ports.extend(values);
-        } else if let Some(label) = c.key.strip_prefix("destination.labels[").and_then(|r| r.strip_suffix(']')) {
+        } else if let Some(label) =
+            c.key.strip_prefix("destination.labels[").and_then(|r| r.strip_suffix(']'))
+        {
             match values.as_slice() {
                 [v] => {
                     labels.insert(label.to_string(), v.clone());
@@ -269,7 +297,13 @@ fn access_rule(
         } else if c.key == "destination.namespace" {
             // The binding's namespace already scopes the converted policy.
         } else if c.key == "destination.ip" || c.key == "destination.user" {
-            out.error(b, format!("rule {i}: constraint {} has no AuthorizationPolicy equivalent; rule not converted", c.key));
+            out.error(
+                b,
+                format!(
+                    "rule {i}: constraint {} has no AuthorizationPolicy equivalent; rule not converted",
+                    c.key
+                ),
+            );
             return None;
         } else if !values.is_empty() {
             when.push(Condition { key: c.key.clone(), values, not_values: vec![] });
@@ -298,7 +332,11 @@ fn subject_to_source(s: &Subject, b: &Loaded, out: &mut Output<'_>) -> (Option<S
         groups.push(s.group.clone());
     }
     if !groups.is_empty() || !s.not_groups.is_empty() {
-        when.push(Condition { key: "request.auth.claims[groups]".into(), values: groups, not_values: s.not_groups.clone() });
+        when.push(Condition {
+            key: "request.auth.claims[groups]".into(),
+            values: groups,
+            not_values: s.not_groups.clone(),
+        });
     }
     for (key, value) in &s.properties {
         if value == "*" {
@@ -310,8 +348,13 @@ fn subject_to_source(s: &Subject, b: &Loaded, out: &mut Output<'_>) -> (Option<S
             "source.namespace" => src.namespaces.push(value.clone()),
             "request.auth.principal" => src.request_principals.push(value.clone()),
             _ => {
-                if crate::validate::security::classify_when_key(key) == crate::validate::security::WhenKey::Unknown {
-                    out.warn(b, format!("property {key} is not a known attribute; kept as a `when` condition"));
+                if crate::validate::security::classify_when_key(key)
+                    == crate::validate::security::WhenKey::Unknown
+                {
+                    out.warn(
+                        b,
+                        format!("property {key} is not a known attribute; kept as a `when` condition"),
+                    );
                 }
                 when.push(Condition { key: key.clone(), values: vec![value.clone()], not_values: vec![] });
             }

@@ -38,7 +38,10 @@ fn mesh_mode(file: &str) -> (String, Option<MtlsMode>) {
 #[test]
 fn book_ch9_meshpolicy_strict_and_permissive() {
     // `peers: [{mtls: {}}]`: every workload in the mesh requires mTLS.
-    assert_eq!(mesh_mode("book-ch9-01-meshpolicy-strict.yaml"), ("istio-system/default".into(), Some(MtlsMode::Strict)));
+    assert_eq!(
+        mesh_mode("book-ch9-01-meshpolicy-strict.yaml"),
+        ("istio-system/default".into(), Some(MtlsMode::Strict))
+    );
     // `mtls: {mode: PERMISSIVE}`: mTLS and plaintext are both accepted.
     assert_eq!(
         mesh_mode("book-ch9-03-meshpolicy-permissive.yaml"),
@@ -200,9 +203,13 @@ spec:
     let r = crate::load::load_str(Path::new("x.yaml"), text);
     assert!(r.has_errors());
 
-    let text = text.replace("      trigger_rules_are_not_here: true\n", "      triggerRules:\n      - excludedPaths: [{exact: /health}]\n");
+    let text = text.replace(
+        "      trigger_rules_are_not_here: true\n",
+        "      triggerRules:\n      - excludedPaths: [{exact: /health}]\n",
+    );
     let c = convert(&load_text(&text), &ConvertOptions::default());
-    let kinds: Vec<_> = c.resources.iter().map(|l| (l.resource.kind(), l.resource.qualified_name())).collect();
+    let kinds: Vec<_> =
+        c.resources.iter().map(|l| (l.resource.kind(), l.resource.qualified_name())).collect();
     assert_eq!(
         kinds,
         [

@@ -69,6 +69,7 @@ async fn file_source_publishes_debounced_snapshots() {
     .expect("w");
     tokio::time::timeout(Duration::from_secs(10), rx.changed()).await.expect("a new snapshot").expect("open");
     let snap = rx.borrow_and_update().clone();
-    let names: Vec<_> = snap.peer_authentications().map(|p| p.metadata.namespace.clone().unwrap_or_default()).collect();
+    let names: Vec<_> =
+        snap.peer_authentications().map(|p| p.metadata.namespace.clone().unwrap_or_default()).collect();
     assert_eq!(names, ["foo", "istio-system"]);
 }

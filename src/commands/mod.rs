@@ -1,0 +1,3 @@
+//! The bodies of `citadel` subcommands: thin glue between arguments, library crates and stdout.
+
+pub mod config;
