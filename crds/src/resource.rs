@@ -85,25 +85,24 @@ macro_rules! kinds {
                 }
             }
 
-            /// The resource as a JSON value with `apiVersion` (of `version`, default the
-            /// newest served) and `kind` set, ready to print.
-            pub fn to_value(&self) -> serde_json::Value {
-                let mut v = match self {
-                    $( Self::$variant(r) => serde_json::to_value(r).unwrap_or(serde_json::Value::Null), )*
+            /// The resource as a YAML value with `apiVersion` (the newest served version) and
+            /// `kind` first, ready to print. YAML rather than JSON keeps integer map keys
+            /// (`portLevelMtls: {8080: ...}`) integers.
+            pub fn to_value(&self) -> serde_yaml::Value {
+                let v = match self {
+                    $( Self::$variant(r) => serde_yaml::to_value(r).unwrap_or(serde_yaml::Value::Null), )*
                 };
-                if let Some(obj) = v.as_object_mut() {
-                    let info = self.info();
-                    let mut out = serde_json::Map::new();
-                    out.insert("apiVersion".into(), info.api_version(info.versions[0]).into());
-                    out.insert("kind".into(), info.kind.into());
-                    for (k, val) in std::mem::take(obj) {
-                        if k != "apiVersion" && k != "kind" {
-                            out.insert(k, val);
-                        }
+                let serde_yaml::Value::Mapping(map) = v else { return v };
+                let info = self.info();
+                let mut out = serde_yaml::Mapping::new();
+                out.insert("apiVersion".into(), info.api_version(info.versions[0]).into());
+                out.insert("kind".into(), info.kind.into());
+                for (k, val) in map {
+                    if k.as_str() != Some("apiVersion") && k.as_str() != Some("kind") {
+                        out.insert(k, val);
                     }
-                    *obj = out;
                 }
-                v
+                serde_yaml::Value::Mapping(out)
             }
         }
     };
@@ -157,3 +156,6 @@ pub fn lookup(api_version: &str, kind: &str) -> Option<&'static KindInfo> {
     let (group, _) = split_api_version(api_version);
     KINDS.iter().find(|k| k.kind == kind && k.group == group)
 }
+
+#[cfg(test)]
+mod tests;

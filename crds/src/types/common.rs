@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// `istio.type.v1beta1.WorkloadSelector`: pods whose labels contain all of `matchLabels`.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkloadSelector {
@@ -21,6 +22,7 @@ impl WorkloadSelector {
 }
 
 /// `istio.type.v1beta1.PolicyTargetReference` (Gateway API style attachment).
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyTargetReference {
@@ -170,11 +172,20 @@ impl JsonSchema for Duration {
 }
 
 /// `istio.networking.v1alpha3.Percent`: a percentage in [0, 100].
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Percent {
     #[serde(default)]
+    #[cfg_attr(test, arbitrary(with = |u: &mut arbitrary::Unstructured| Ok(f64::from(u.int_in_range(0..=100_000u32)?) / 1000.0)))]
     pub value: f64,
+}
+
+#[cfg(test)]
+impl<'a> arbitrary::Arbitrary<'a> for Duration {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(Self(std::time::Duration::new(u.int_in_range(0..=100_000_000)?, u.int_in_range(0..=999_999_999)?)))
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 /// `authentication.istio.io/v1alpha1` Policy: peer (mTLS) and origin (JWT) authentication for the
 /// services it targets, or for the whole namespace when it is named `default` without targets.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "authentication.istio.io",
@@ -44,6 +45,7 @@ pub struct PolicySpec {
 
 /// `authentication.istio.io/v1alpha1` MeshPolicy: the cluster-scoped mesh-wide default (named
 /// `default`). Same fields as [`PolicySpec`]; kube's derive needs a struct of its own.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "authentication.istio.io",
@@ -85,6 +87,7 @@ impl From<MeshPolicySpec> for PolicySpec {
 }
 
 /// `TargetSelector`: a service (short name) and optionally some of its ports.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TargetSelector {
@@ -94,6 +97,7 @@ pub struct TargetSelector {
 }
 
 /// `PortSelector`: a service port by number or by name (a proto oneof).
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PortSelector {
@@ -104,6 +108,7 @@ pub struct PortSelector {
 }
 
 /// `PeerAuthenticationMethod`: a oneof of `mtls` and the deprecated peer `jwt`.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PeerAuthenticationMethod {
@@ -116,6 +121,7 @@ pub struct PeerAuthenticationMethod {
 }
 
 /// `MutualTls` of the legacy API.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LegacyMutualTls {
@@ -127,6 +133,7 @@ pub struct LegacyMutualTls {
 }
 
 /// `MutualTls.Mode`: STRICT (the proto default, 0) or PERMISSIVE.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum LegacyMtlsMode {
@@ -136,6 +143,7 @@ pub enum LegacyMtlsMode {
 }
 
 /// `OriginAuthenticationMethod`: end-user authentication by JWT.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OriginAuthenticationMethod {
@@ -144,6 +152,7 @@ pub struct OriginAuthenticationMethod {
 }
 
 /// Legacy `Jwt`: issuer, keys, token locations and the paths it applies to.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Jwt {
@@ -164,6 +173,7 @@ pub struct Jwt {
 }
 
 /// `TriggerRule`: the JWT is required on included paths and not on excluded ones.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TriggerRule {
@@ -174,6 +184,7 @@ pub struct TriggerRule {
 }
 
 /// Legacy `StringMatch` (a oneof).
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StringMatch {
@@ -188,6 +199,7 @@ pub struct StringMatch {
 }
 
 /// `PrincipalBinding`: which identity becomes the request principal.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PrincipalBinding {
@@ -198,6 +210,7 @@ pub enum PrincipalBinding {
 
 /// `rbac.istio.io/v1alpha1` RbacConfig: whether RBAC is enforced, and where. Cluster-scoped,
 /// named `default`.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "rbac.istio.io",
@@ -222,6 +235,7 @@ pub struct RbacConfigSpec {
 }
 
 /// `rbac.istio.io/v1alpha1` ClusterRbacConfig: Istio 1.1's name for RbacConfig, same fields.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "rbac.istio.io",
@@ -257,6 +271,7 @@ impl From<ClusterRbacConfigSpec> for RbacConfigSpec {
 }
 
 /// `RbacConfig.Mode`.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RbacMode {
@@ -268,6 +283,7 @@ pub enum RbacMode {
 }
 
 /// `RbacConfig.Target`: services (short names) and namespaces.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RbacTarget {
@@ -278,6 +294,7 @@ pub struct RbacTarget {
 }
 
 /// `EnforcementMode`: ENFORCED, or PERMISSIVE (log only, i.e. dry run).
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum EnforcementMode {
@@ -287,6 +304,7 @@ pub enum EnforcementMode {
 }
 
 /// `rbac.istio.io/v1alpha1` ServiceRole: a set of permissions.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "rbac.istio.io",
@@ -306,6 +324,7 @@ pub struct ServiceRoleSpec {
 }
 
 /// `AccessRule`: one permission.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccessRule {
@@ -332,6 +351,7 @@ pub struct AccessRule {
 }
 
 /// `AccessRule.Constraint`: a key (e.g. `destination.labels[version]`) and allowed values.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Constraint {
@@ -341,6 +361,7 @@ pub struct Constraint {
 }
 
 /// `rbac.istio.io/v1alpha1` ServiceRoleBinding: subjects granted a ServiceRole.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "rbac.istio.io",
@@ -368,6 +389,7 @@ pub struct ServiceRoleBindingSpec {
 }
 
 /// `RoleRef`: the ServiceRole (in the binding's namespace) being granted.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoleRef {
@@ -377,6 +399,7 @@ pub struct RoleRef {
 }
 
 /// `Subject`: who is granted the role.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Subject {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::common::{Duration, PolicyTargetReference, WorkloadSelector};
 
 /// PeerAuthentication: which mTLS mode a workload's inbound side accepts.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "security.istio.io",
@@ -37,6 +38,7 @@ pub struct PeerAuthenticationSpec {
 }
 
 /// `PeerAuthentication.MutualTLS`.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MutualTls {
@@ -45,6 +47,7 @@ pub struct MutualTls {
 }
 
 /// `PeerAuthentication.MutualTLS.Mode`.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum MtlsMode {
@@ -57,6 +60,7 @@ pub enum MtlsMode {
 }
 
 /// RequestAuthentication: which JWTs a workload accepts.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "security.istio.io",
@@ -83,6 +87,7 @@ pub struct RequestAuthenticationSpec {
 }
 
 /// `JWTRule`: one accepted issuer and where its tokens and keys come from.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JwtRule {
@@ -113,6 +118,7 @@ pub struct JwtRule {
 }
 
 /// `JWTHeader`: a header carrying the token, with an optional value prefix.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JwtHeader {
@@ -122,6 +128,7 @@ pub struct JwtHeader {
 }
 
 /// `ClaimToHeader`: copy a claim into a request header.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClaimToHeader {
@@ -130,6 +137,7 @@ pub struct ClaimToHeader {
 }
 
 /// AuthorizationPolicy: allow, deny, audit or delegate requests to a workload.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "security.istio.io",
@@ -168,6 +176,7 @@ impl AuthorizationPolicySpec {
 }
 
 /// `AuthorizationPolicy.Action`.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Action {
@@ -179,6 +188,7 @@ pub enum Action {
 }
 
 /// `AuthorizationPolicy.ExtensionProvider`: a meshConfig extension provider for CUSTOM.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExtensionProvider {
@@ -186,6 +196,7 @@ pub struct ExtensionProvider {
 }
 
 /// `Rule`: from AND to AND every when.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Rule {
@@ -198,6 +209,7 @@ pub struct Rule {
 }
 
 /// `Rule.From`.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct From {
@@ -206,6 +218,7 @@ pub struct From {
 }
 
 /// `Rule.To`.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct To {
@@ -214,6 +227,7 @@ pub struct To {
 }
 
 /// `Source`: who sends the request. Fields are ANDed, values within a field ORed.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Source {
@@ -248,6 +262,7 @@ pub struct Source {
 }
 
 /// `Operation`: what the request does.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Operation {
@@ -270,6 +285,7 @@ pub struct Operation {
 }
 
 /// `Condition`: an attribute and the values it must (not) have.
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Condition {

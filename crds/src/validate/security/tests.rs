@@ -48,26 +48,111 @@ fn invalid_policies_name_field_and_reason() {
         ("action: CUSTOM\nprovider: {name: x}", "spec.rules", Error, "CUSTOM policy without rules"),
         ("action: CUSTOM\nrules: [{}]", "spec.provider", Error, "must be specified"),
         ("provider: {name: x}\nrules: [{}]", "spec.provider", Error, "only be used with the CUSTOM"),
-        ("rules: [{from: [{source: {ipBlocks: [10.0.0.0/33]}}]}]", "spec.rules[0].from[0].source.ipBlocks[0]", Error, "invalid CIDR"),
-        ("rules: [{from: [{source: {notRemoteIpBlocks: [1.2.3]}}]}]", "spec.rules[0].from[0].source.notRemoteIpBlocks[0]", Error, "invalid IP"),
-        ("rules: [{to: [{operation: {paths: [info]}}]}]", "spec.rules[0].to[0].operation.paths[0]", Error, "must start with /"),
-        ("rules: [{to: [{operation: {notPaths: ['/a*b']}}]}]", "spec.rules[0].to[0].operation.notPaths[0]", Error, "only allowed as a prefix or suffix"),
-        ("rules: [{to: [{operation: {paths: ['/a/{**}/b']}}]}]", "spec.rules[0].to[0].operation.paths[0]", Error, "last segment"),
-        ("rules: [{to: [{operation: {ports: ['80a']}}]}]", "spec.rules[0].to[0].operation.ports[0]", Error, "invalid port"),
-        ("rules: [{to: [{operation: {ports: ['70000']}}]}]", "spec.rules[0].to[0].operation.ports[0]", Error, "invalid port"),
-        ("rules: [{when: [{key: destination.namespace, values: [a]}]}]", "spec.rules[0].when[0].key", Error, "is not supported"),
-        ("rules: [{when: [{key: 'destination.labels[app]', values: [a]}]}]", "spec.rules[0].when[0].key", Error, "is not supported"),
-        ("rules: [{when: [{key: request.foo, values: [a]}]}]", "spec.rules[0].when[0].key", Error, "unknown attribute"),
-        ("rules: [{when: [{key: 'request.headers[]', values: [a]}]}]", "spec.rules[0].when[0].key", Error, "unknown attribute"),
+        (
+            "rules: [{from: [{source: {ipBlocks: [10.0.0.0/33]}}]}]",
+            "spec.rules[0].from[0].source.ipBlocks[0]",
+            Error,
+            "invalid CIDR",
+        ),
+        (
+            "rules: [{from: [{source: {notRemoteIpBlocks: [1.2.3]}}]}]",
+            "spec.rules[0].from[0].source.notRemoteIpBlocks[0]",
+            Error,
+            "invalid IP",
+        ),
+        (
+            "rules: [{to: [{operation: {paths: [info]}}]}]",
+            "spec.rules[0].to[0].operation.paths[0]",
+            Error,
+            "must start with /",
+        ),
+        (
+            "rules: [{to: [{operation: {notPaths: ['/a*b']}}]}]",
+            "spec.rules[0].to[0].operation.notPaths[0]",
+            Error,
+            "only allowed as a prefix or suffix",
+        ),
+        (
+            "rules: [{to: [{operation: {paths: ['/a/{**}/b']}}]}]",
+            "spec.rules[0].to[0].operation.paths[0]",
+            Error,
+            "last segment",
+        ),
+        (
+            "rules: [{to: [{operation: {ports: ['80a']}}]}]",
+            "spec.rules[0].to[0].operation.ports[0]",
+            Error,
+            "invalid port",
+        ),
+        (
+            "rules: [{to: [{operation: {ports: ['70000']}}]}]",
+            "spec.rules[0].to[0].operation.ports[0]",
+            Error,
+            "invalid port",
+        ),
+        (
+            "rules: [{when: [{key: destination.namespace, values: [a]}]}]",
+            "spec.rules[0].when[0].key",
+            Error,
+            "is not supported",
+        ),
+        (
+            "rules: [{when: [{key: 'destination.labels[app]', values: [a]}]}]",
+            "spec.rules[0].when[0].key",
+            Error,
+            "is not supported",
+        ),
+        (
+            "rules: [{when: [{key: request.foo, values: [a]}]}]",
+            "spec.rules[0].when[0].key",
+            Error,
+            "unknown attribute",
+        ),
+        (
+            "rules: [{when: [{key: 'request.headers[]', values: [a]}]}]",
+            "spec.rules[0].when[0].key",
+            Error,
+            "unknown attribute",
+        ),
         ("rules: [{when: [{key: source.ip}]}]", "spec.rules[0].when[0].values", Error, "values or notValues"),
-        ("rules: [{when: [{key: remote.ip, values: [nope]}]}]", "spec.rules[0].when[0].values[0]", Error, "invalid IP"),
-        ("rules: [{from: [{source: {serviceAccounts: [sleep], principals: [x]}}]}]", "spec.rules[0].from[0].source.serviceAccounts", Error, "Cannot set serviceAccounts"),
-        ("rules: [{from: [{source: {serviceAccounts: ['ns/*']}}]}]", "spec.rules[0].from[0].source.serviceAccounts[0]", Error, "without wildcards"),
+        (
+            "rules: [{when: [{key: remote.ip, values: [nope]}]}]",
+            "spec.rules[0].when[0].values[0]",
+            Error,
+            "invalid IP",
+        ),
+        (
+            "rules: [{from: [{source: {serviceAccounts: [sleep], principals: [x]}}]}]",
+            "spec.rules[0].from[0].source.serviceAccounts",
+            Error,
+            "Cannot set serviceAccounts",
+        ),
+        (
+            "rules: [{from: [{source: {serviceAccounts: ['ns/*']}}]}]",
+            "spec.rules[0].from[0].source.serviceAccounts[0]",
+            Error,
+            "without wildcards",
+        ),
         ("rules: [{from: [{source: {}}]}]", "spec.rules[0].from[0].source", Error, "must not be empty"),
         ("rules: [{from: [{}]}]", "spec.rules[0].from[0].source", Error, "must not be nil"),
-        ("rules: [{to: [{operation: {methods: ['']}}]}]", "spec.rules[0].to[0].operation.methods[0]", Error, "empty value"),
-        ("selector: {matchLabels: {app: '*'}}\nrules: [{}]", "spec.selector.matchLabels.app", Error, "wildcard"),
-        ("selector: {matchLabels: {'bad key!': x}}\nrules: [{}]", "spec.selector.matchLabels.bad key!", Error, "invalid label key"),
+        (
+            "rules: [{to: [{operation: {methods: ['']}}]}]",
+            "spec.rules[0].to[0].operation.methods[0]",
+            Error,
+            "empty value",
+        ),
+        (
+            "selector: {matchLabels: {app: '*'}}\nrules: [{}]",
+            "spec.selector.matchLabels.app",
+            Error,
+            "wildcard",
+        ),
+        (
+            "selector: {matchLabels: {'bad key!': x}}\nrules: [{}]",
+            "spec.selector.matchLabels.bad key!",
+            Error,
+            "invalid label key",
+        ),
         (
             "action: DENY\nrules: [{to: [{operation: {methods: [GET]}}]}]",
             "spec.rules[0]",
@@ -116,7 +201,12 @@ fn pa(yaml: &str) -> Vec<Finding> {
 fn peer_authentication_rules() {
     assert!(pa("mtls: {mode: STRICT}").is_empty());
     assert!(pa("selector: {matchLabels: {app: a}}\nportLevelMtls: {8080: {mode: DISABLE}}").is_empty());
-    one(&pa("portLevelMtls: {8080: {mode: DISABLE}}"), "spec.portLevelMtls", Severity::Error, "requires selector");
+    one(
+        &pa("portLevelMtls: {8080: {mode: DISABLE}}"),
+        "spec.portLevelMtls",
+        Severity::Error,
+        "requires selector",
+    );
     one(
         &pa("selector: {matchLabels: {app: a}}\nportLevelMtls: {0: {mode: DISABLE}}"),
         "spec.portLevelMtls.0",
@@ -136,22 +226,80 @@ fn ra(yaml: &str) -> Vec<Finding> {
 fn request_authentication_rules() {
     assert!(ra("jwtRules: [{issuer: a, jwksUri: 'https://x/jwks.json', fromHeaders: [{name: x-jwt, prefix: 'Bearer '}], outputClaimToHeaders: [{header: x-sub, claim: sub}], timeout: 3s}]").is_empty());
     assert!(ra(r#"jwtRules: [{issuer: a, jwks: '{"keys": []}'}]"#).is_empty());
-    one(&ra("jwtRules: [{issuer: a, jwksUri: 'https://x/j', jwks: '{\"keys\":[]}'}]"), "spec.jwtRules[0].jwks", Severity::Error, "only one of jwks or jwksUri");
+    one(
+        &ra("jwtRules: [{issuer: a, jwksUri: 'https://x/j', jwks: '{\"keys\":[]}'}]"),
+        "spec.jwtRules[0].jwks",
+        Severity::Error,
+        "only one of jwks or jwksUri",
+    );
     one(&ra("jwtRules: [{issuer: ''}]"), "spec.jwtRules[0].issuer", Severity::Error, "issuer must be set");
-    one(&ra("jwtRules: [{issuer: a, jwksUri: 'ftp://x/j'}]"), "spec.jwtRules[0].jwksUri", Severity::Error, "http or https");
-    one(&ra("jwtRules: [{issuer: a, jwksUri: 'https:///j'}]"), "spec.jwtRules[0].jwksUri", Severity::Error, "missing host");
-    one(&ra("jwtRules: [{issuer: a, jwks: 'not json'}]"), "spec.jwtRules[0].jwks", Severity::Error, "invalid jwks");
-    one(&ra("jwtRules: [{issuer: a, fromHeaders: [{name: ''}]}]"), "spec.jwtRules[0].fromHeaders[0].name", Severity::Error, "non-empty");
-    one(&ra("jwtRules: [{issuer: a, outputClaimToHeaders: [{header: 'x y', claim: sub}]}]"), "spec.jwtRules[0].outputClaimToHeaders[0].header", Severity::Error, "invalid header name");
-    one(&ra("selector: {matchLabels: {a: b}}\ntargetRefs: [{kind: Gateway, name: g}]"), "spec.targetRefs", Severity::Error, "only one of");
+    one(
+        &ra("jwtRules: [{issuer: a, jwksUri: 'ftp://x/j'}]"),
+        "spec.jwtRules[0].jwksUri",
+        Severity::Error,
+        "http or https",
+    );
+    one(
+        &ra("jwtRules: [{issuer: a, jwksUri: 'https:///j'}]"),
+        "spec.jwtRules[0].jwksUri",
+        Severity::Error,
+        "missing host",
+    );
+    one(
+        &ra("jwtRules: [{issuer: a, jwks: 'not json'}]"),
+        "spec.jwtRules[0].jwks",
+        Severity::Error,
+        "invalid jwks",
+    );
+    one(
+        &ra("jwtRules: [{issuer: a, fromHeaders: [{name: ''}]}]"),
+        "spec.jwtRules[0].fromHeaders[0].name",
+        Severity::Error,
+        "non-empty",
+    );
+    one(
+        &ra("jwtRules: [{issuer: a, outputClaimToHeaders: [{header: 'x y', claim: sub}]}]"),
+        "spec.jwtRules[0].outputClaimToHeaders[0].header",
+        Severity::Error,
+        "invalid header name",
+    );
+    one(
+        &ra("selector: {matchLabels: {a: b}}\ntargetRefs: [{kind: Gateway, name: g}]"),
+        "spec.targetRefs",
+        Severity::Error,
+        "only one of",
+    );
 }
 
 #[test]
 fn when_key_classification_matches_istio_list() {
-    for k in ["source.ip", "remote.ip", "source.namespace", "source.serviceAccount", "source.principal", "request.auth.principal", "request.auth.audiences", "request.auth.presenter", "request.auth.claims[a]", "request.auth.claims[a][b]", "request.headers[x]", "destination.ip", "destination.port", "connection.sni", "experimental.envoy.filters.a.b[c]"] {
+    for k in [
+        "source.ip",
+        "remote.ip",
+        "source.namespace",
+        "source.serviceAccount",
+        "source.principal",
+        "request.auth.principal",
+        "request.auth.audiences",
+        "request.auth.presenter",
+        "request.auth.claims[a]",
+        "request.auth.claims[a][b]",
+        "request.headers[x]",
+        "destination.ip",
+        "destination.port",
+        "connection.sni",
+        "experimental.envoy.filters.a.b[c]",
+    ] {
         assert!(!matches!(classify_when_key(k), WhenKey::Unknown | WhenKey::Unsupported), "{k}");
     }
-    for k in ["request.auth.claims", "request.auth.claims[]", "request.headers[x", "source.user", "destination.labels[a]", "destination.name"] {
+    for k in [
+        "request.auth.claims",
+        "request.auth.claims[]",
+        "request.headers[x",
+        "source.user",
+        "destination.labels[a]",
+        "destination.name",
+    ] {
         assert!(matches!(classify_when_key(k), WhenKey::Unknown | WhenKey::Unsupported), "{k}");
     }
 }
