@@ -131,7 +131,7 @@ impl fmt::Display for Duration {
             ("ms", 1_000_000),
             ("us", 1_000),
         ] {
-            if nanos % scale == 0 {
+            if nanos.is_multiple_of(scale) {
                 return write!(f, "{}{unit}", nanos / scale);
             }
         }

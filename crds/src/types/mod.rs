@@ -4,4 +4,5 @@
 //! names the field instead of a silently ignored setting.
 
 pub mod common;
+pub mod networking;
 pub mod security;
