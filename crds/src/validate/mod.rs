@@ -3,6 +3,8 @@
 //! Validators are pure functions over one resource that push [`Finding`]s; the loader attaches
 //! file, line, kind and name. Errors reject the resource; warnings are reported and it still loads.
 
+pub mod networking;
+
 use std::fmt;
 
 use serde::Serialize;

@@ -90,4 +90,4 @@ pub struct WorkloadSelector {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
