@@ -13,23 +13,25 @@ use std::{
 };
 
 use regex::Regex;
+use serde::Serialize;
 
 use super::Findings;
 use crate::types::{
     common::{Duration, Percent},
-    networking::{
-        Destination, GatewaySpec, OutboundTrafficPolicyMode, Resolution, ServerTlsMode, ServerTlsSettings,
-        ServiceEntrySpec, SidecarSpec, StringMatch, WorkloadEntrySpec, WorkloadSelector,
-    },
+    networking::{Destination, StringMatch, WorkloadSelector},
 };
 
+mod listeners;
 mod policies;
+mod registry;
 mod routes;
 
+pub use listeners::{gateway, sidecar};
 pub use policies::destination_rule;
+pub use registry::{service_entry, workload_entry};
 pub use routes::virtual_service;
 
-const UNIX_ADDRESS_PREFIX: &str = "unix://";
+pub(crate) const UNIX_ADDRESS_PREFIX: &str = "unix://";
 
 // ---------------------------------------------------------------------------------------------
 // Shared checks (Istio's `ValidatePort`, `ValidateWildcardDomain`, `labels.Validate`, ...).
@@ -108,7 +110,7 @@ pub(crate) fn validate_port(port: u32) -> Result<(), String> {
 }
 
 /// Istio's `ValidatePortName`.
-fn validate_port_name(name: &str) -> Result<(), String> {
+pub(crate) fn validate_port_name(name: &str) -> Result<(), String> {
     if is_dns1123_label(name) { Ok(()) } else { Err(format!("invalid port name: {name}")) }
 }
 
@@ -160,7 +162,7 @@ pub(crate) fn validate_ip_address(addr: &str) -> Result<(), String> {
 }
 
 /// Istio's `ValidateUnixAddress` (without the `unix://` prefix).
-fn validate_unix_address(addr: &str) -> Result<(), String> {
+pub(crate) fn validate_unix_address(addr: &str) -> Result<(), String> {
     if addr.is_empty() {
         return Err("unix address must not be empty".into());
     }
@@ -171,6 +173,14 @@ fn validate_unix_address(addr: &str) -> Result<(), String> {
         return Err(format!("{addr} is not an absolute path to a file"));
     }
     Ok(())
+}
+
+/// An enum value as it is spelled in YAML (`ISTIO_MUTUAL`), for messages.
+pub(crate) fn wire_name<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
 }
 
 /// Report `r`'s error, if any, on `field`.
@@ -203,7 +213,11 @@ pub(crate) fn validate_labels(f: &mut Findings, path: &str, labels: &BTreeMap<St
 }
 
 /// Istio's `validateAlphaWorkloadSelector` (the networking selector with `labels`).
-fn validate_alpha_workload_selector(f: &mut Findings, path: &str, selector: Option<&WorkloadSelector>) {
+pub(crate) fn validate_alpha_workload_selector(
+    f: &mut Findings,
+    path: &str,
+    selector: Option<&WorkloadSelector>,
+) {
     for (k, v) in selector.map(|s| &s.labels).into_iter().flatten() {
         if k.is_empty() {
             f.error(format!("{path}.labels"), format!("empty key is not supported in selector: \"{k}={v}\""));
@@ -306,7 +320,7 @@ pub(crate) fn validate_subset_name(name: &str) -> Result<(), String> {
 }
 
 /// Istio's `protocol.Parse`: `None` for an unsupported protocol name.
-fn parse_protocol(p: &str) -> Option<&'static str> {
+pub(crate) fn parse_protocol(p: &str) -> Option<&'static str> {
     const KNOWN: &[&str] = &[
         "TCP",
         "UDP",
@@ -324,16 +338,16 @@ fn parse_protocol(p: &str) -> Option<&'static str> {
     KNOWN.iter().copied().find(|k| k.eq_ignore_ascii_case(p))
 }
 
-fn protocol_is_http(p: &str) -> bool {
+pub(crate) fn protocol_is_http(p: &str) -> bool {
     matches!(p, "HTTP" | "HTTP2" | "GRPC" | "GRPC-WEB" | "HTTP_PROXY")
 }
 
-fn protocol_is_tls(p: &str) -> bool {
+pub(crate) fn protocol_is_tls(p: &str) -> bool {
     matches!(p, "HTTPS" | "TLS")
 }
 
 /// Istio's `ValidateProtocol`: empty means protocol sniffing.
-fn validate_protocol(p: &str) -> Result<(), String> {
+pub(crate) fn validate_protocol(p: &str) -> Result<(), String> {
     if !p.is_empty() && parse_protocol(p).is_none() {
         Err(format!("unsupported protocol: {p}"))
     } else {
@@ -342,7 +356,7 @@ fn validate_protocol(p: &str) -> Result<(), String> {
 }
 
 /// Istio's `validateSidecarOrGatewayHostnamePart`.
-fn validate_hostname_part(host: &str, is_gateway: bool) -> Vec<String> {
+pub(crate) fn validate_hostname_part(host: &str, is_gateway: bool) -> Vec<String> {
     let mut errs = Vec::new();
     if host != "*" && !host.contains('.') {
         errs.push("short names (non FQDN) are not allowed".to_string());
@@ -356,7 +370,7 @@ fn validate_hostname_part(host: &str, is_gateway: bool) -> Vec<String> {
 }
 
 /// Istio's `validateNamespaceSlashWildcardHostname` for Gateway servers and Sidecar egress hosts.
-fn validate_namespace_slash_hostname(host: &str, is_gateway: bool) -> Vec<String> {
+pub(crate) fn validate_namespace_slash_hostname(host: &str, is_gateway: bool) -> Vec<String> {
     let Some((ns, name)) = host.split_once('/') else {
         if is_gateway {
             return validate_hostname_part(host, true);
@@ -376,495 +390,5 @@ fn validate_namespace_slash_hostname(host: &str, is_gateway: bool) -> Vec<String
     errs
 }
 
-// ---------------------------------------------------------------------------------------------
-// Gateway
-// ---------------------------------------------------------------------------------------------
-
-/// Istio's `ValidateGateway`.
-pub fn gateway(spec: &GatewaySpec, f: &mut Findings) {
-    if spec.servers.is_empty() {
-        f.error("spec.servers", "gateway must have at least one server");
-    }
-    validate_labels(f, "spec.selector", &spec.selector);
-    let mut port_names = BTreeSet::new();
-    for (i, server) in spec.servers.iter().enumerate() {
-        let p = format!("spec.servers[{i}]");
-        if server.hosts.is_empty() {
-            f.error(format!("{p}.hosts"), "server config must contain at least one host");
-        }
-        for (j, host) in server.hosts.iter().enumerate() {
-            for e in validate_namespace_slash_hostname(host, true) {
-                f.error(format!("{p}.hosts[{j}]"), e);
-            }
-        }
-        let protocol = match &server.port {
-            None => {
-                f.error(format!("{p}.port"), "port is required");
-                None
-            }
-            Some(port) => {
-                let parsed = parse_protocol(&port.protocol);
-                if parsed.is_none() {
-                    f.error(
-                        format!("{p}.port.protocol"),
-                        format!(
-                            "invalid protocol {:?}, supported protocols are HTTP, HTTP2, GRPC, GRPC-WEB, MONGO, REDIS, MYSQL, TCP",
-                            port.protocol
-                        ),
-                    );
-                }
-                check(f, format!("{p}.port.number"), validate_port(port.number));
-                if port.name.is_empty() {
-                    f.error(format!("{p}.port.name"), "port name must be set");
-                } else if !port_names.insert(port.name.as_str()) {
-                    f.error(
-                        format!("{p}.port.name"),
-                        format!("port names in servers must be unique: duplicate name {}", port.name),
-                    );
-                }
-                parsed
-            }
-        };
-        if let Some(tls) = &server.tls {
-            validate_server_tls(f, &format!("{p}.tls"), tls);
-        }
-        if let Some(proto) = protocol {
-            match &server.tls {
-                None if protocol_is_tls(proto) => {
-                    f.error(format!("{p}.tls"), "server must have TLS settings for HTTPS/TLS protocols")
-                }
-                Some(tls) if !protocol_is_tls(proto) => {
-                    let passthrough = matches!(
-                        tls.mode.unwrap_or_default(),
-                        ServerTlsMode::Passthrough | ServerTlsMode::AutoPassthrough
-                    );
-                    if !protocol_is_http(proto) {
-                        f.error(
-                            format!("{p}.tls"),
-                            "server cannot have TLS settings for non HTTPS/TLS ports",
-                        );
-                    } else if !passthrough
-                        || !tls.ca_certificates.is_empty()
-                        || !tls.private_key.is_empty()
-                        || !tls.server_certificate.is_empty()
-                    {
-                        // Only `httpsRedirect` makes sense on a plain-text HTTP server.
-                        f.error(
-                            format!("{p}.tls"),
-                            "server cannot have TLS settings for plain text HTTP ports",
-                        );
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-}
-
-/// Istio's `validateTLSOptions` for Gateway servers and Sidecar ingress listeners.
-pub(crate) fn validate_server_tls(f: &mut Findings, p: &str, tls: &ServerTlsSettings) {
-    let mode = tls.mode.unwrap_or_default();
-    if mode == ServerTlsMode::IstioMutual {
-        for (field, value, what) in [
-            ("serverCertificate", &tls.server_certificate, "server certificate"),
-            ("privateKey", &tls.private_key, "private key"),
-            ("caCertificates", &tls.ca_certificates, "CA bundle"),
-            ("credentialName", &tls.credential_name, "credentialName"),
-        ] {
-            if !value.is_empty() {
-                f.error(format!("{p}.{field}"), format!("ISTIO_MUTUAL TLS cannot have associated {what}"));
-            }
-        }
-        return;
-    }
-    if !tls.credential_name.is_empty() && !tls.credential_names.is_empty() {
-        f.error(format!("{p}.credentialNames"), "only one of credentialName or credentialNames can be set");
-    }
-    if tls.credential_names.len() > 2 {
-        f.error(format!("{p}.credentialNames"), "credentialNames can have at most 2 entries");
-    }
-    if tls.tls_certificates.len() > 2 {
-        f.error(format!("{p}.tlsCertificates"), "tlsCertificates can have at most 2 entries");
-    }
-    if !tls.tls_certificates.is_empty() && (!tls.server_certificate.is_empty() || !tls.private_key.is_empty())
-    {
-        f.error(
-            format!("{p}.tlsCertificates"),
-            "only one of serverCertificate/privateKey or tlsCertificates can be set",
-        );
-    }
-    if let (Some(min), Some(max)) = (tls.min_protocol_version, tls.max_protocol_version) {
-        use crate::types::networking::TlsProtocol::TlsAuto;
-        if min != TlsAuto && max != TlsAuto && min > max {
-            f.error(format!("{p}.minProtocolVersion"), "Tls min version must be less than or equal to max");
-        }
-    }
-    let (label, mutual) = match mode {
-        ServerTlsMode::Simple => ("SIMPLE", false),
-        ServerTlsMode::Mutual => ("MUTUAL", true),
-        ServerTlsMode::OptionalMutual => ("OPTIONAL_MUTUAL", true),
-        _ => return,
-    };
-    if !tls.credential_name.is_empty() || !tls.credential_names.is_empty() {
-        // Credentials come from a secret; file paths are not needed.
-        return;
-    }
-    if tls.tls_certificates.is_empty() {
-        if tls.server_certificate.is_empty() {
-            f.error(format!("{p}.serverCertificate"), format!("{label} TLS requires a server certificate"));
-        }
-        if tls.private_key.is_empty() {
-            f.error(format!("{p}.privateKey"), format!("{label} TLS requires a private key"));
-        }
-    }
-    for (i, c) in tls.tls_certificates.iter().enumerate() {
-        if c.server_certificate.is_empty() {
-            f.error(
-                format!("{p}.tlsCertificates[{i}].serverCertificate"),
-                format!("{label} TLS requires a server certificate"),
-            );
-        }
-        if c.private_key.is_empty() {
-            f.error(
-                format!("{p}.tlsCertificates[{i}].privateKey"),
-                format!("{label} TLS requires a private key"),
-            );
-        }
-    }
-    let has_ca =
-        !tls.ca_certificates.is_empty() || tls.tls_certificates.iter().any(|c| !c.ca_certificates.is_empty());
-    if mutual && !has_ca {
-        f.error(format!("{p}.caCertificates"), format!("{label} TLS requires a client CA bundle"));
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// ServiceEntry and WorkloadEntry
-// ---------------------------------------------------------------------------------------------
-
-/// Istio's `ValidateServiceEntry`.
-pub fn service_entry(spec: &ServiceEntrySpec, f: &mut Findings) {
-    validate_alpha_workload_selector(f, "spec.workloadSelector", spec.workload_selector.as_ref());
-    if spec.workload_selector.is_some() && !spec.endpoints.is_empty() {
-        f.error(
-            "spec.workloadSelector",
-            "only one of WorkloadSelector or Endpoints is allowed in Service Entry",
-        );
-    }
-    if spec.hosts.is_empty() {
-        f.error("spec.hosts", "service entry must have at least one host");
-    }
-    for (i, host) in spec.hosts.iter().enumerate() {
-        if host == "*" {
-            f.error(format!("spec.hosts[{i}]"), "invalid host *");
-        } else {
-            check(f, format!("spec.hosts[{i}]"), validate_wildcard_domain(host));
-        }
-    }
-    let resolution = spec.resolution.unwrap_or_default();
-    let mut cidr_found = false;
-    for (i, addr) in spec.addresses.iter().enumerate() {
-        cidr_found |= addr.contains('/');
-        check(f, format!("spec.addresses[{i}]"), validate_ip_subnet(addr));
-    }
-    if cidr_found && !matches!(resolution, Resolution::None | Resolution::Static) {
-        f.error("spec.addresses", "CIDR addresses are allowed only for NONE/STATIC resolution types");
-    }
-
-    let mut port_names = BTreeSet::new();
-    let mut port_numbers = BTreeSet::new();
-    for (i, port) in spec.ports.iter().enumerate() {
-        let p = format!("spec.ports[{i}]");
-        if !port_names.insert(port.name.as_str()) {
-            f.error(format!("{p}.name"), format!("service entry port name {:?} already defined", port.name));
-        }
-        if !port_numbers.insert(port.number) {
-            f.error(format!("{p}.number"), format!("service entry port {} already defined", port.number));
-        }
-        check(f, format!("{p}.name"), validate_port_name(&port.name));
-        check(f, format!("{p}.protocol"), validate_protocol(&port.protocol));
-        check(f, format!("{p}.number"), validate_port(port.number));
-        if port.target_port != 0 {
-            check(f, format!("{p}.targetPort"), validate_port(port.target_port));
-        }
-    }
-
-    let endpoint_ports_defined = |f: &mut Findings, p: &str, e: &WorkloadEntrySpec| {
-        for (name, port) in &e.ports {
-            if !port_names.contains(name.as_str()) {
-                f.error(
-                    format!("{p}.ports.{name}"),
-                    format!("endpoint port {port} is not defined by the service entry"),
-                );
-            }
-            check(f, format!("{p}.ports.{name}"), validate_port(*port));
-        }
-    };
-    match resolution {
-        Resolution::None => {
-            if !spec.endpoints.is_empty() {
-                f.error("spec.endpoints", "no endpoints should be provided for resolution type none");
-            }
-        }
-        Resolution::Static => {
-            if spec.endpoints.is_empty() && spec.workload_selector.is_none() {
-                f.error(
-                    "spec.endpoints",
-                    "endpoints or workloadSelector are required for resolution type STATIC",
-                );
-            }
-            let mut unix_endpoint = false;
-            for (i, e) in spec.endpoints.iter().enumerate() {
-                let p = format!("spec.endpoints[{i}]");
-                if let Some(path) = e.address.strip_prefix(UNIX_ADDRESS_PREFIX) {
-                    unix_endpoint = true;
-                    check(f, format!("{p}.address"), validate_unix_address(path));
-                    if !e.ports.is_empty() {
-                        f.error(
-                            format!("{p}.ports"),
-                            format!("unix endpoint {} must not include ports", e.address),
-                        );
-                    }
-                } else {
-                    // An empty address is a cross-network endpoint reached through its network's gateway.
-                    let cross_network = e.address.is_empty() && !e.network.is_empty();
-                    if !cross_network {
-                        check(f, format!("{p}.address"), validate_ip_address(&e.address));
-                    }
-                    endpoint_ports_defined(f, &p, e);
-                }
-                validate_labels(f, &format!("{p}.labels"), &e.labels);
-            }
-            if unix_endpoint && spec.ports.len() != 1 {
-                f.error("spec.ports", "exactly 1 service port required for unix endpoints");
-            }
-        }
-        Resolution::Dns | Resolution::DnsRoundRobin => {
-            let mode = if resolution == Resolution::Dns { "DNS" } else { "DNS_ROUND_ROBIN" };
-            if spec.endpoints.is_empty() {
-                for (i, host) in spec.hosts.iter().enumerate() {
-                    if validate_fqdn(host).is_err() {
-                        f.error(
-                            format!("spec.hosts[{i}]"),
-                            format!(
-                                "hosts must be FQDN if no endpoints are provided for resolution mode {mode}"
-                            ),
-                        );
-                    }
-                }
-            }
-            if resolution == Resolution::DnsRoundRobin && spec.endpoints.len() > 1 {
-                f.error(
-                    "spec.endpoints",
-                    "there must only be 0 or 1 endpoint for resolution mode DNS_ROUND_ROBIN",
-                );
-            }
-            for (i, e) in spec.endpoints.iter().enumerate() {
-                let p = format!("spec.endpoints[{i}]");
-                if e.address.parse::<IpAddr>().is_err() && validate_fqdn(&e.address).is_err() {
-                    f.error(
-                        format!("{p}.address"),
-                        format!("endpoint address {:?} is not a valid FQDN or an IP address", e.address),
-                    );
-                }
-                validate_labels(f, &format!("{p}.labels"), &e.labels);
-                endpoint_ports_defined(f, &p, e);
-            }
-        }
-    }
-
-    // Plain TCP cannot tell several hosts apart unless the hosts are ignored (NONE).
-    if resolution != Resolution::None && spec.hosts.len() > 1 {
-        let can_differentiate = spec.ports.iter().all(|port| {
-            parse_protocol(&port.protocol).is_some_and(|p| protocol_is_http(p) || protocol_is_tls(p))
-        });
-        if !can_differentiate {
-            f.error("spec.ports", "multiple hosts provided with non-HTTP, non-TLS ports");
-        }
-    }
-    validate_export_to(f, "spec.exportTo", &spec.export_to, true);
-}
-
-/// Istio's `ValidateWorkloadEntry`.
-pub fn workload_entry(spec: &WorkloadEntrySpec, f: &mut Findings) {
-    if spec.address.is_empty() {
-        if spec.network.is_empty() {
-            f.error("spec.address", "address must be set");
-        }
-    } else if let Some(path) = spec.address.strip_prefix(UNIX_ADDRESS_PREFIX) {
-        check(f, "spec.address", validate_unix_address(path));
-        if !spec.ports.is_empty() {
-            f.error("spec.ports", format!("unix endpoint {} must not include ports", spec.address));
-        }
-    } else if spec.address.parse::<IpAddr>().is_err() && validate_fqdn(&spec.address).is_err() {
-        f.error(
-            "spec.address",
-            format!("endpoint address {:?} is not a valid FQDN or an IP address", spec.address),
-        );
-    }
-    for (name, port) in &spec.ports {
-        check(f, format!("spec.ports.{name}"), validate_port_name(name));
-        check(f, format!("spec.ports.{name}"), validate_port(*port));
-    }
-    validate_labels(f, "spec.labels", &spec.labels);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Sidecar
-// ---------------------------------------------------------------------------------------------
-
-/// Istio's `ValidateSidecar`.
-pub fn sidecar(spec: &SidecarSpec, f: &mut Findings) {
-    validate_alpha_workload_selector(f, "spec.workloadSelector", spec.workload_selector.as_ref());
-    if spec.ingress.is_empty()
-        && spec.egress.is_empty()
-        && spec.outbound_traffic_policy.is_none()
-        && spec.inbound_connection_pool.is_none()
-    {
-        f.warn("spec", "sidecar: empty configuration provided");
-    }
-
-    let mut ports = BTreeSet::new();
-    for (i, listener) in spec.ingress.iter().enumerate() {
-        let p = format!("spec.ingress[{i}]");
-        let Some(port) = &listener.port else {
-            f.error(format!("{p}.port"), "sidecar: port is required for ingress listeners");
-            continue;
-        };
-        if !port.name.is_empty() {
-            check(f, format!("{p}.port.name"), validate_port_name(&port.name));
-        }
-        check(f, format!("{p}.port.protocol"), validate_protocol(&port.protocol));
-        check(f, format!("{p}.port.number"), validate_port(port.number));
-        if !listener.bind.is_empty() {
-            check(f, format!("{p}.bind"), validate_ip_address(&listener.bind));
-        }
-        if !ports.insert(port.number) {
-            f.error(format!("{p}.port.number"), "sidecar: ports on IP bound listeners must be unique");
-        }
-        validate_default_endpoint(f, &format!("{p}.defaultEndpoint"), &listener.default_endpoint);
-        if let Some(tls) = &listener.tls {
-            let mode = tls.mode.unwrap_or_default();
-            if matches!(
-                mode,
-                ServerTlsMode::IstioMutual | ServerTlsMode::AutoPassthrough | ServerTlsMode::Passthrough
-            ) {
-                f.error(
-                    format!("{p}.tls.mode"),
-                    format!("configuration is invalid: cannot set mode to {mode:?} in sidecar ingress tls"),
-                );
-            } else {
-                validate_server_tls(f, &format!("{p}.tls"), tls);
-            }
-        }
-        if let Some(pool) = &listener.connection_pool {
-            policies::validate_connection_pool(f, &format!("{p}.connectionPool"), pool);
-        }
-    }
-
-    let mut ports = BTreeSet::new();
-    let mut uds = BTreeSet::new();
-    let mut catch_all_found = false;
-    for (i, listener) in spec.egress.iter().enumerate() {
-        let p = format!("spec.egress[{i}]");
-        match &listener.port {
-            None if catch_all_found => {
-                f.error(format!("{p}.port"), "sidecar: egress can have only one listener with empty port");
-                continue;
-            }
-            None if i == spec.egress.len() - 1 => catch_all_found = true,
-            None => f.error(
-                format!("{p}.port"),
-                "sidecar: the egress listener with empty port should be the last listener in the list",
-            ),
-            Some(port) => {
-                if !port.name.is_empty() {
-                    check(f, format!("{p}.port.name"), validate_port_name(&port.name));
-                }
-                check(f, format!("{p}.port.protocol"), validate_protocol(&port.protocol));
-                if port.number == 0 {
-                    match listener.bind.strip_prefix(UNIX_ADDRESS_PREFIX) {
-                        None => f.error(
-                            format!("{p}.bind"),
-                            "sidecar: ports with 0 value must have a unix domain socket bind address",
-                        ),
-                        Some(path) => check(f, format!("{p}.bind"), validate_unix_address(path)),
-                    }
-                    if matches!(listener.capture_mode, Some(crate::types::networking::CaptureMode::Iptables))
-                    {
-                        f.error(
-                            format!("{p}.captureMode"),
-                            "sidecar: captureMode must be DEFAULT/NONE for unix domain socket listeners",
-                        );
-                    }
-                    if !uds.insert(listener.bind.as_str()) {
-                        f.error(
-                            format!("{p}.bind"),
-                            "sidecar: unix domain socket values for listeners must be unique",
-                        );
-                    }
-                } else {
-                    check(f, format!("{p}.port.number"), validate_port(port.number));
-                    if !listener.bind.is_empty() {
-                        check(f, format!("{p}.bind"), validate_ip_address(&listener.bind));
-                    }
-                    if !ports.insert(port.number) {
-                        f.error(
-                            format!("{p}.port.number"),
-                            "sidecar: ports on IP bound listeners must be unique",
-                        );
-                    }
-                }
-            }
-        }
-        if listener.hosts.is_empty() {
-            f.error(format!("{p}.hosts"), "sidecar: egress listener must contain at least one host");
-        }
-        for (j, host) in listener.hosts.iter().enumerate() {
-            for e in validate_namespace_slash_hostname(host, false) {
-                f.error(format!("{p}.hosts[{j}]"), e);
-            }
-        }
-    }
-
-    if let Some(otp) = &spec.outbound_traffic_policy
-        && let Some(proxy) = &otp.egress_proxy
-    {
-        let p = "spec.outboundTrafficPolicy.egressProxy";
-        if otp.mode.unwrap_or_default() != OutboundTrafficPolicyMode::AllowAny {
-            f.error(p, "sidecar: egress_proxy must be set only with ALLOW_ANY outbound_traffic_policy mode");
-        } else if proxy.port.is_none() {
-            f.error(format!("{p}.port"), "sidecar: egress_proxy port must be non-nil");
-        } else {
-            validate_destination(f, p, proxy);
-        }
-    }
-    if let Some(pool) = &spec.inbound_connection_pool {
-        policies::validate_connection_pool(f, "spec.inboundConnectionPool", pool);
-    }
-}
-
-/// Sidecar ingress `defaultEndpoint`: a loopback or any-address `host:port`, or a unix socket.
-fn validate_default_endpoint(f: &mut Findings, p: &str, endpoint: &str) {
-    if endpoint.is_empty() {
-        return;
-    }
-    if let Some(path) = endpoint.strip_prefix(UNIX_ADDRESS_PREFIX) {
-        check(f, p, validate_unix_address(path));
-        return;
-    }
-    let Some((host, port)) = endpoint.rsplit_once(':') else {
-        f.error(p, "sidecar: defaultEndpoint must be of form 127.0.0.1:<port>, 0.0.0.0:<port>, [::1]:port, [::]:port, unix://filepath, or unset");
-        return;
-    };
-    if !matches!(host, "" | "127.0.0.1" | "0.0.0.0" | "[::1]" | "[::]") {
-        f.error(p, "sidecar: defaultEndpoint must be of form 127.0.0.1:<port>, 0.0.0.0:<port>, [::1]:port, [::]:port, unix://filepath, or unset");
-    }
-    match port.parse::<u32>() {
-        Ok(n) => check(f, p, validate_port(n)),
-        Err(e) => f.error(p, format!("sidecar: defaultEndpoint port ({port}) is not a number: {e}")),
-    }
-}
-
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -315,3 +315,6 @@ fn validate_client_tls(f: &mut Findings, p: &str, tls: &ClientTlsSettings) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

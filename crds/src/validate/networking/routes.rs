@@ -193,7 +193,19 @@ fn validate_gateway_names(f: &mut Findings, path: &str, gateways: &[String]) {
     for (i, gw) in gateways.iter().enumerate() {
         let field = format!("{path}[{i}]");
         match gw.split_once('/') {
-            None => check(f, field, validate_fqdn(gw)),
+            None => {
+                // `name.namespace[.svc.cluster.local]` is the pre-1.0 way to name a gateway.
+                if let Some((name, rest)) = gw.split_once('.') {
+                    let ns = rest.split('.').next().unwrap_or_default();
+                    f.warn(
+                        &field,
+                        format!(
+                            "using legacy gatewayName format {gw:?}; prefer the <namespace>/<name> format: \"{ns}/{name}\""
+                        ),
+                    );
+                }
+                check(f, field, validate_fqdn(gw));
+            }
             Some((ns, name)) => {
                 if ns.is_empty() || name.is_empty() {
                     f.error(&field, "config namespace and gateway name cannot be empty");
@@ -679,3 +691,6 @@ fn validate_rewrite(f: &mut Findings, p: &str, r: &HttpRewrite) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
