@@ -409,3 +409,33 @@ fn crd_kinds_have_istio_names() {
     assert_eq!(Gateway::group(&()), "networking.istio.io");
     assert_eq!(Sidecar::version(&()), "v1");
 }
+
+#[test]
+fn generated_crds_are_structural_with_istio_names() {
+    use kube::CustomResourceExt;
+    for (crd, short) in [
+        (VirtualService::crd(), Some("vs")),
+        (DestinationRule::crd(), Some("dr")),
+        (Gateway::crd(), Some("gw")),
+        (ServiceEntry::crd(), Some("se")),
+        (WorkloadEntry::crd(), Some("we")),
+        (Sidecar::crd(), None),
+    ] {
+        let name = crd.spec.names.kind.clone();
+        assert_eq!(crd.spec.group, "networking.istio.io", "{name}");
+        assert_eq!(crd.spec.scope, "Namespaced", "{name}");
+        assert_eq!(
+            crd.spec.names.short_names.clone().unwrap_or_default(),
+            short.into_iter().map(String::from).collect::<Vec<_>>(),
+            "{name}"
+        );
+        assert_eq!(
+            crd.spec.names.categories.clone().unwrap_or_default(),
+            ["istio-io", "networking-istio-io"],
+            "{name}"
+        );
+        // Structural schemas have no oneOf/anyOf at the type level; oneofs are plain optional fields.
+        let json = serde_json::to_string(&crd).expect("crd json");
+        assert!(!json.contains("\"oneOf\"") && !json.contains("\"anyOf\""), "{name}: {json}");
+    }
+}

@@ -635,6 +635,11 @@ fn validate_direct_response(f: &mut Findings, p: &str, d: &HttpDirectResponse) {
         if body.string.is_some() && body.bytes.is_some() {
             f.error(format!("{p}.body"), "only one of string or bytes may be set");
         }
+        if let Some(bytes) = &body.bytes
+            && !is_base64(bytes)
+        {
+            f.error(format!("{p}.body.bytes"), "body.bytes must be base64 encoded");
+        }
         let size = body.string.as_ref().or(body.bytes.as_ref()).map_or(0, String::len);
         if size > MAX_DIRECT_RESPONSE_BODY {
             f.error(
@@ -645,6 +650,14 @@ fn validate_direct_response(f: &mut Findings, p: &str, d: &HttpDirectResponse) {
             );
         }
     }
+}
+
+/// Standard base64 with padding, which is how proto3 JSON carries `bytes`.
+fn is_base64(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    s.len().is_multiple_of(4)
+        && s.len() - body.len() <= 2
+        && body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
 /// Istio's `validateHTTPRetry`.

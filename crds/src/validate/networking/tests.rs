@@ -94,3 +94,26 @@ fn host_helpers_follow_istio() {
     assert_eq!(validate_fqdn(""), Err("empty domain name not allowed".into()));
     assert!(is_dns1123_label("a-1") && !is_dns1123_label("-a") && !is_dns1123_label(&"a".repeat(64)));
 }
+
+proptest::proptest! {
+    #[test]
+    fn host_checks_never_panic(s in ".{0,300}") {
+        let _ = validate_wildcard_domain(&s);
+        let _ = validate_fqdn(&s);
+        let _ = validate_ip_subnet(&s);
+        let _ = validate_namespace_slash_hostname(&s, true);
+        let _ = validate_namespace_slash_hostname(&s, false);
+    }
+
+    #[test]
+    fn dns_names_are_accepted(labels in proptest::collection::vec("[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?", 1..5), tld in "[a-z]{2,6}") {
+        let host = format!("{}.{tld}", labels.join("."));
+        proptest::prop_assert_eq!(validate_fqdn(&host), Ok(()));
+        proptest::prop_assert_eq!(validate_wildcard_domain(&format!("*.{host}")), Ok(()));
+    }
+
+    #[test]
+    fn ports_in_range_are_accepted(port in 1u32..=65535) {
+        proptest::prop_assert_eq!(validate_port(port), Ok(()));
+    }
+}

@@ -248,6 +248,16 @@ fn http_route_conflicts() {
                 Some(("spec.http[0].redirect.redirectCode", "200 is not a valid redirect code, must be 3xx")),
             ),
             (
+                "direct response bytes",
+                &vs_http("directResponse: {status: 200, body: {bytes: aGVsbG8=}}"),
+                None,
+            ),
+            (
+                "direct response bytes not base64",
+                &vs_http("directResponse: {status: 200, body: {bytes: 'not base64!'}}"),
+                Some(("spec.http[0].directResponse.body.bytes", "body.bytes must be base64 encoded")),
+            ),
+            (
                 "direct response status",
                 &vs_http("directResponse: {status: 99}"),
                 Some(("spec.http[0].directResponse.status", "HTTP status 99 is not in range 200-599")),
