@@ -6,7 +6,7 @@ use kube::core::{CustomResourceExt, crd::merge_crds};
 
 use crate::{
     resource::{KINDS, KindInfo},
-    types::{legacy, security},
+    types::{legacy, networking, security},
 };
 
 /// Every CRD, ordered by group then kind.
@@ -39,6 +39,12 @@ fn base(kind: &str) -> Option<CustomResourceDefinition> {
         "PeerAuthentication" => security::PeerAuthentication::crd(),
         "RequestAuthentication" => security::RequestAuthentication::crd(),
         "AuthorizationPolicy" => security::AuthorizationPolicy::crd(),
+        "VirtualService" => networking::VirtualService::crd(),
+        "DestinationRule" => networking::DestinationRule::crd(),
+        "Gateway" => networking::Gateway::crd(),
+        "ServiceEntry" => networking::ServiceEntry::crd(),
+        "WorkloadEntry" => networking::WorkloadEntry::crd(),
+        "Sidecar" => networking::Sidecar::crd(),
         "MeshPolicy" => legacy::MeshPolicy::crd(),
         "Policy" => legacy::Policy::crd(),
         "RbacConfig" => legacy::RbacConfig::crd(),

@@ -3,7 +3,7 @@
 
 use k8s_openapi::{api::core::v1::Namespace, apimachinery::pkg::apis::meta::v1::ObjectMeta};
 
-use crate::types::{legacy, security};
+use crate::types::{legacy, networking, security};
 
 /// Static facts about one kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +114,12 @@ kinds! {
     PeerAuthentication(security::PeerAuthentication) = "security.istio.io" ["v1", "v1beta1"] storage "v1beta1" namespaced false;
     RequestAuthentication(security::RequestAuthentication) = "security.istio.io" ["v1", "v1beta1"] storage "v1beta1" namespaced false;
     AuthorizationPolicy(security::AuthorizationPolicy) = "security.istio.io" ["v1", "v1beta1"] storage "v1beta1" namespaced false;
+    VirtualService(networking::VirtualService) = "networking.istio.io" ["v1", "v1beta1", "v1alpha3"] storage "v1alpha3" namespaced false;
+    DestinationRule(networking::DestinationRule) = "networking.istio.io" ["v1", "v1beta1", "v1alpha3"] storage "v1alpha3" namespaced false;
+    Gateway(networking::Gateway) = "networking.istio.io" ["v1", "v1beta1", "v1alpha3"] storage "v1alpha3" namespaced false;
+    ServiceEntry(networking::ServiceEntry) = "networking.istio.io" ["v1", "v1beta1", "v1alpha3"] storage "v1alpha3" namespaced false;
+    WorkloadEntry(networking::WorkloadEntry) = "networking.istio.io" ["v1", "v1beta1", "v1alpha3"] storage "v1alpha3" namespaced false;
+    Sidecar(networking::Sidecar) = "networking.istio.io" ["v1", "v1beta1", "v1alpha3"] storage "v1alpha3" namespaced false;
     MeshPolicy(legacy::MeshPolicy) = "authentication.istio.io" ["v1alpha1"] storage "v1alpha1" cluster true;
     Policy(legacy::Policy) = "authentication.istio.io" ["v1alpha1"] storage "v1alpha1" namespaced true;
     RbacConfig(legacy::RbacConfig) = "rbac.istio.io" ["v1alpha1"] storage "v1alpha1" cluster true;

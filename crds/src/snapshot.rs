@@ -13,7 +13,10 @@ use crate::{
     convert::{ConvertOptions, convert},
     load::{Diagnostic, LoadReport, Loaded, load_paths},
     resource::Resource,
-    types::security::{AuthorizationPolicy, PeerAuthentication, RequestAuthentication},
+    types::{
+        networking,
+        security::{AuthorizationPolicy, PeerAuthentication, RequestAuthentication},
+    },
     validate::Severity,
 };
 
@@ -69,6 +72,38 @@ impl Snapshot {
     pub fn authorization_policies(&self) -> impl Iterator<Item = &AuthorizationPolicy> {
         self.iter().filter_map(|r| match r {
             Resource::AuthorizationPolicy(x) => Some(x),
+            _ => None,
+        })
+    }
+
+    /// Effective VirtualServices, in load order.
+    pub fn virtual_services(&self) -> impl Iterator<Item = &networking::VirtualService> {
+        self.iter().filter_map(|r| match r {
+            Resource::VirtualService(x) => Some(x),
+            _ => None,
+        })
+    }
+
+    /// Effective DestinationRules, in load order.
+    pub fn destination_rules(&self) -> impl Iterator<Item = &networking::DestinationRule> {
+        self.iter().filter_map(|r| match r {
+            Resource::DestinationRule(x) => Some(x),
+            _ => None,
+        })
+    }
+
+    /// Effective ServiceEntries, in load order.
+    pub fn service_entries(&self) -> impl Iterator<Item = &networking::ServiceEntry> {
+        self.iter().filter_map(|r| match r {
+            Resource::ServiceEntry(x) => Some(x),
+            _ => None,
+        })
+    }
+
+    /// Effective WorkloadEntries, in load order.
+    pub fn workload_entries(&self) -> impl Iterator<Item = &networking::WorkloadEntry> {
+        self.iter().filter_map(|r| match r {
+            Resource::WorkloadEntry(x) => Some(x),
             _ => None,
         })
     }

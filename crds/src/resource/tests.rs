@@ -45,6 +45,12 @@ round_trip_tests! {
     peer_authentication: PeerAuthentication(security::PeerAuthentication, security::PeerAuthenticationSpec);
     request_authentication: RequestAuthentication(security::RequestAuthentication, security::RequestAuthenticationSpec);
     authorization_policy: AuthorizationPolicy(security::AuthorizationPolicy, security::AuthorizationPolicySpec);
+    virtual_service: VirtualService(networking::VirtualService, networking::VirtualServiceSpec);
+    destination_rule: DestinationRule(networking::DestinationRule, networking::DestinationRuleSpec);
+    gateway: Gateway(networking::Gateway, networking::GatewaySpec);
+    service_entry: ServiceEntry(networking::ServiceEntry, networking::ServiceEntrySpec);
+    workload_entry: WorkloadEntry(networking::WorkloadEntry, networking::WorkloadEntrySpec);
+    sidecar: Sidecar(networking::Sidecar, networking::SidecarSpec);
     mesh_policy: MeshPolicy(legacy::MeshPolicy, legacy::MeshPolicySpec);
     policy: Policy(legacy::Policy, legacy::PolicySpec);
     rbac_config: RbacConfig(legacy::RbacConfig, legacy::RbacConfigSpec);

@@ -181,6 +181,12 @@ pub struct Percent {
     pub value: f64,
 }
 
+/// A finite `Option<f64>` (NaN would make round-trip equality fail for no real reason).
+#[cfg(test)]
+pub(crate) fn arbitrary_finite_f64(u: &mut arbitrary::Unstructured<'_>) -> arbitrary::Result<Option<f64>> {
+    Ok(if u.arbitrary()? { Some(f64::from(u.int_in_range(0..=100_000u32)?) / 1000.0) } else { None })
+}
+
 #[cfg(test)]
 impl<'a> arbitrary::Arbitrary<'a> for Duration {
     fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {

@@ -5,4 +5,5 @@
 
 pub mod common;
 pub mod legacy;
+pub mod networking;
 pub mod security;

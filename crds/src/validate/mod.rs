@@ -3,6 +3,8 @@
 //! Validators are pure functions over one resource that push [`Finding`]s; the loader attaches
 //! file, line, kind and name. Errors reject the resource; warnings are reported and it still loads.
 
+pub mod networking;
+
 use std::fmt;
 
 use serde::Serialize;
@@ -68,6 +70,12 @@ pub fn resource(r: &Resource, f: &mut Findings) {
         Resource::PeerAuthentication(x) => security::peer_authentication(&x.spec, f),
         Resource::RequestAuthentication(x) => security::request_authentication(&x.spec, f),
         Resource::AuthorizationPolicy(x) => security::authorization_policy(&x.spec, &x.metadata, f),
+        Resource::VirtualService(x) => networking::virtual_service(&x.spec, f),
+        Resource::DestinationRule(x) => networking::destination_rule(&x.spec, f),
+        Resource::Gateway(x) => networking::gateway(&x.spec, f),
+        Resource::ServiceEntry(x) => networking::service_entry(&x.spec, f),
+        Resource::WorkloadEntry(x) => networking::workload_entry(&x.spec, f),
+        Resource::Sidecar(x) => networking::sidecar(&x.spec, f),
         Resource::MeshPolicy(_)
         | Resource::Policy(_)
         | Resource::RbacConfig(_)
