@@ -1,7 +1,11 @@
 //! `apiextensions.k8s.io/v1` CustomResourceDefinitions for every Istio kind Citadel reads, with
 //! the versions Istio serves (identical schemas) and Istio's storage version.
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use std::{collections::HashMap, sync::OnceLock};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+};
 use kube::core::{CustomResourceExt, crd::merge_crds};
 
 use crate::{
@@ -31,6 +35,79 @@ pub fn all_yaml() -> String {
         s.push_str(&serde_yaml::to_string(&crd).unwrap_or_default());
     }
     s
+}
+
+/// The `spec` schema of `kind`, built once.
+pub fn spec_schema(kind: &str) -> Option<&'static JSONSchemaProps> {
+    static SCHEMAS: OnceLock<HashMap<&'static str, JSONSchemaProps>> = OnceLock::new();
+    SCHEMAS
+        .get_or_init(|| {
+            KINDS
+                .iter()
+                .filter_map(|k| {
+                    let crd = base(k.kind)?;
+                    let schema = crd.spec.versions.into_iter().next()?.schema?.open_api_v3_schema?;
+                    let spec = schema.properties?.remove("spec")?;
+                    Some((k.kind, spec))
+                })
+                .collect()
+        })
+        .get(kind)
+}
+
+/// Every field of `value` (a resource's `spec`) that the kind's schema does not have, as
+/// (path, field name, known names). serde stops at the first unknown field; users fixing a file
+/// want all of them at once.
+pub fn unknown_fields(kind: &str, spec: &serde_yaml::Value) -> Vec<(String, String, Vec<String>)> {
+    let mut out = Vec::new();
+    if let Some(schema) = spec_schema(kind) {
+        walk(schema, spec, "spec", &mut out);
+    }
+    out
+}
+
+fn walk(
+    schema: &JSONSchemaProps,
+    value: &serde_yaml::Value,
+    path: &str,
+    out: &mut Vec<(String, String, Vec<String>)>,
+) {
+    use serde_yaml::Value;
+    if schema.x_kubernetes_preserve_unknown_fields == Some(true) {
+        return;
+    }
+    match value {
+        Value::Mapping(map) => {
+            if let Some(props) = &schema.properties {
+                for (k, v) in map {
+                    let key = match k {
+                        Value::String(s) => s.clone(),
+                        other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
+                    };
+                    match props.get(&key) {
+                        Some(sub) => walk(sub, v, &format!("{path}.{key}"), out),
+                        None => out.push((path.to_string(), key, props.keys().cloned().collect())),
+                    }
+                }
+            } else if let Some(JSONSchemaPropsOrBool::Schema(sub)) = &schema.additional_properties {
+                for (k, v) in map {
+                    let key = k
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| serde_yaml::to_string(k).unwrap_or_default().trim().to_string());
+                    walk(sub, v, &format!("{path}.{key}"), out);
+                }
+            }
+        }
+        Value::Sequence(items) => {
+            if let Some(JSONSchemaPropsOrArray::Schema(sub)) = &schema.items {
+                for (i, v) in items.iter().enumerate() {
+                    walk(sub, v, &format!("{path}[{i}]"), out);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The single-version CRD kube derives from the Rust type.

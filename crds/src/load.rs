@@ -379,6 +379,23 @@ impl DocContext<'_> {
             return;
         }
 
+        // serde reports only the first unknown field; the schema walk finds all of them.
+        let mut unknown_reported = false;
+        if let Some(spec) = map.get("spec") {
+            for (path, field, known) in crate::crdgen::unknown_fields(info.kind, spec) {
+                let mut known = known;
+                known.sort();
+                let expected = known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+                self.error_at(
+                    &subject,
+                    prefix,
+                    &join_key(&path, &field),
+                    format!("unknown field `{field}`, expected one of {expected}"),
+                );
+                unknown_reported = true;
+            }
+        }
+
         // A kind with a spec may omit it (`spec: {}` is the same); parse from the value then, since
         // the text has no spec to point at.
         let parsed = if info.group.is_empty() || map.contains_key("spec") {
@@ -392,11 +409,17 @@ impl DocContext<'_> {
             Some(Ok(r)) => r,
             Some(Err(e)) => {
                 let (field, message) = describe_parse_error(&e);
-                self.error_at(&subject, prefix, &field, message);
+                // An unknown field serde stopped at was already reported by the schema walk.
+                if !(unknown_reported && message.starts_with("unknown field")) {
+                    self.error_at(&subject, prefix, &field, message);
+                }
                 return;
             }
             None => return, // unreachable: lookup() and parse_as() share the registry
         };
+        if unknown_reported {
+            return;
+        }
 
         let meta = resource.metadata_mut();
         if info.namespaced {

@@ -60,4 +60,11 @@ fn seed_typos_are_reported_by_name() {
     let r = load_file(&dir.join("notes002-traffic-11-vs-fault-httpstaus.yaml"));
     let msgs: Vec<_> = r.diagnostics.iter().map(ToString::to_string).collect();
     assert!(r.diagnostics.iter().any(|d| d.field.ends_with(".destinations")), "{msgs:#?}");
+    // serde stops at the first unknown field; the schema walk reports every one
+    assert!(
+        r.diagnostics.iter().any(|d| d.field == "spec.http[0].fault.abort.httpStaus"
+            && d.line == 23
+            && d.message.contains("expected one of `grpcStatus`, `http2Error`, `httpStatus`, `percentage`")),
+        "{msgs:#?}"
+    );
 }
