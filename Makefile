@@ -4,19 +4,24 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PYTHON ?= python3
 
-.PHONY: test deps lint unit crds-check fuzz-build run crds
+.PHONY: test deps lint deny unit crds-check fuzz-build run crds
 
 ## test: everything CI runs, from a fresh clone
-test: deps lint unit crds-check fuzz-build
+test: deps lint deny unit crds-check fuzz-build
 
 ## deps: tools the tests need that are not part of the Rust build (idempotent)
 deps:
 	$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore -r tests/requirements.txt
 	command -v cargo-fuzz >/dev/null || $(CARGO) install -q --locked cargo-fuzz@0.13.1
+	command -v cargo-deny >/dev/null || $(CARGO) install -q --locked cargo-deny@0.20.2
 
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy -q --workspace --all-targets -- -D warnings
+
+## deny: one TLS/crypto stack, allowed licenses, crates.io only (advisories need a network database)
+deny:
+	$(CARGO) deny check bans licenses sources
 
 unit:
 	$(CARGO) test -q --workspace
