@@ -1,0 +1,432 @@
+//! The compiled snapshot, per-workload policy sets, and the decision procedure
+//! (PeerAuthentication → CUSTOM → jwt_authn → AUDIT → DENY → ALLOW, ISTIO-FACTS §5.2).
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
+
+use crds::types::security::{AuthorizationPolicy, PeerAuthentication, RequestAuthentication};
+use serde::Serialize;
+
+use crate::{
+    error::CompileError,
+    eval::AttrContext,
+    jwt::{self, AuthnOutcome, HeaderEdit, JwtAuthn, JwtProvider},
+    path::PathNormalization,
+    peer::{MtlsMode, PeerAuthn, PeerPolicies},
+    policy::{Policy, PolicyAction},
+    request::Request,
+    resource::ResourceId,
+};
+
+/// Body Envoy's RBAC filter answers with (§5.5).
+pub const RBAC_DENIED: &str = "RBAC: access denied";
+
+/// Everything the engine compiles.
+#[derive(Clone, Copy, Debug)]
+pub struct MeshInputs<'a> {
+    /// `meshConfig.rootNamespace` (Istio default `istio-system`).
+    pub root_namespace: &'a str,
+    /// Trust domain (Istio default `cluster.local`).
+    pub trust_domain: &'a str,
+    /// `meshConfig.pathNormalization`.
+    pub path_normalization: PathNormalization,
+    /// PeerAuthentications; earlier = older when timestamps are absent.
+    pub peer_authentications: &'a [PeerAuthentication],
+    /// RequestAuthentications.
+    pub request_authentications: &'a [RequestAuthentication],
+    /// AuthorizationPolicies.
+    pub authorization_policies: &'a [AuthorizationPolicy],
+    /// JWKS documents fetched by the IO layer, by `jwksUri` (or issuer for OpenID discovery).
+    pub fetched_jwks: &'a BTreeMap<String, String>,
+}
+
+#[derive(Debug)]
+struct RequestAuthnEntry {
+    id: ResourceId,
+    selector: Option<BTreeMap<String, String>>,
+    target_ref: bool,
+    providers: Vec<Arc<JwtProvider>>,
+}
+
+/// A compiled snapshot. Immutable; build a new one on every config change.
+#[derive(Debug)]
+pub struct Engine {
+    root_namespace: String,
+    trust_domain: String,
+    normalization: PathNormalization,
+    peer: PeerPolicies,
+    request_authns: HashMap<String, Vec<RequestAuthnEntry>>,
+    policies: HashMap<String, Vec<Arc<Policy>>>,
+}
+
+/// Everything that applies to one workload, resolved once and reusable for all its requests.
+#[derive(Debug)]
+pub struct WorkloadPolicy {
+    normalization: PathNormalization,
+    /// Effective PeerAuthentication.
+    pub peer: PeerAuthn,
+    jwt: JwtAuthn,
+    custom: Vec<Arc<Policy>>,
+    audit: Vec<Arc<Policy>>,
+    deny: Vec<Arc<Policy>>,
+    allow: Vec<Arc<Policy>>,
+    dry_deny: Vec<Arc<Policy>>,
+    dry_allow: Vec<Arc<Policy>>,
+}
+
+/// Outcome of a shadow (dry-run) engine (§5.6).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DryRunResult {
+    /// `ALLOW` or `DENY`: which shadow engine.
+    pub action: &'static str,
+    /// `allowed` or `denied` (`shadow_engine_result`).
+    pub result: &'static str,
+    /// `shadow_effective_policy_id`, when a rule matched.
+    pub policy: Option<String>,
+}
+
+/// A decision, with what decided it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// Allowed or not.
+    pub allowed: bool,
+    /// HTTP status the proxy answers with; `None` for TCP and refused connections.
+    pub status: Option<u16>,
+    /// Short reason: status text or rule.
+    pub reason: String,
+    /// `ns[NS]-policy[NAME]-rule[IDX]` of the deciding rule.
+    pub policy: Option<String>,
+    /// Shadow engine results.
+    pub dry_run: Vec<DryRunResult>,
+    /// Step-by-step explanation (empty unless asked for).
+    pub explanation: Vec<String>,
+    /// Edits to the forwarded request (JWT outputs, token removal).
+    pub header_edits: Vec<HeaderEdit>,
+    /// `WWW-Authenticate` value on a JWT failure.
+    pub www_authenticate: Option<String>,
+}
+
+fn sort_policies(v: &mut [Arc<Policy>]) {
+    // Envoy's RBAC policies are a map ordered by name; the first matching one is reported.
+    v.sort_by_cached_key(|p| p.display_name());
+}
+
+impl Engine {
+    /// Compiles a snapshot; the first invalid resource fails the whole snapshot.
+    pub fn compile(inputs: &MeshInputs<'_>) -> Result<Self, CompileError> {
+        let peer = PeerPolicies::compile(inputs.root_namespace, inputs.peer_authentications)?;
+        let mut request_authns: HashMap<String, Vec<RequestAuthnEntry>> = HashMap::new();
+        for (i, ra) in inputs.request_authentications.iter().enumerate() {
+            let id = ResourceId::from_meta(&ra.metadata, i);
+            let providers = jwt::compile_request_authn(ra, &id, inputs.fetched_jwks)?;
+            let selector =
+                ra.spec.selector.as_ref().map(|s| s.match_labels.clone()).filter(|l| !l.is_empty());
+            let target_ref = ra.spec.target_ref.is_some() || !ra.spec.target_refs.is_empty();
+            request_authns.entry(id.namespace.clone()).or_default().push(RequestAuthnEntry {
+                id,
+                selector,
+                target_ref,
+                providers,
+            });
+        }
+        let mut policies: HashMap<String, Vec<Arc<Policy>>> = HashMap::new();
+        for (i, ap) in inputs.authorization_policies.iter().enumerate() {
+            let p = Policy::compile(ap, i)?;
+            policies.entry(p.id.namespace.clone()).or_default().push(Arc::new(p));
+        }
+        Ok(Self {
+            root_namespace: inputs.root_namespace.to_string(),
+            trust_domain: inputs.trust_domain.to_string(),
+            normalization: inputs.path_normalization,
+            peer,
+            request_authns,
+            policies,
+        })
+    }
+
+    /// The trust domain.
+    pub fn trust_domain(&self) -> &str {
+        &self.trust_domain
+    }
+
+    /// Resolves what applies to the workload `namespace` with `labels`.
+    pub fn workload(&self, namespace: &str, labels: &BTreeMap<String, String>) -> WorkloadPolicy {
+        let nss: &[&str] = if namespace == self.root_namespace {
+            &[namespace]
+        } else {
+            &[self.root_namespace.as_str(), namespace]
+        };
+        let selects = |sel: &Option<BTreeMap<String, String>>| {
+            sel.as_ref().is_none_or(|s| s.iter().all(|(k, v)| labels.get(k) == Some(v)))
+        };
+        // §4.2: same-namespace RAs plus root-namespace RAs; targetRef ones are for gateways.
+        let providers: Vec<Arc<JwtProvider>> = nss
+            .iter()
+            .filter_map(|ns| self.request_authns.get(*ns))
+            .flatten()
+            .filter(|e| !e.target_ref && selects(&e.selector))
+            .flat_map(|e| {
+                let _ = &e.id;
+                e.providers.iter().cloned()
+            })
+            .collect();
+        let mut w = WorkloadPolicy {
+            normalization: self.normalization,
+            peer: self.peer.resolve(namespace, labels),
+            jwt: JwtAuthn::new(providers),
+            custom: Vec::new(),
+            audit: Vec::new(),
+            deny: Vec::new(),
+            allow: Vec::new(),
+            dry_deny: Vec::new(),
+            dry_allow: Vec::new(),
+        };
+        for p in nss.iter().filter_map(|ns| self.policies.get(*ns)).flatten() {
+            if !p.applies_to(&self.root_namespace, namespace, labels) {
+                continue;
+            }
+            let list = match (&p.action, p.dry_run) {
+                (PolicyAction::Allow, false) => &mut w.allow,
+                (PolicyAction::Allow, true) => &mut w.dry_allow,
+                (PolicyAction::Deny, false) => &mut w.deny,
+                (PolicyAction::Deny, true) => &mut w.dry_deny,
+                (PolicyAction::Audit, _) => &mut w.audit,
+                (PolicyAction::Custom(_), _) => &mut w.custom,
+            };
+            list.push(p.clone());
+        }
+        for l in [&mut w.custom, &mut w.audit, &mut w.deny, &mut w.allow, &mut w.dry_deny, &mut w.dry_allow] {
+            sort_policies(l);
+        }
+        w
+    }
+
+    /// Resolves the destination workload and decides `req` at unix time `now`.
+    pub fn decide(&self, req: &Request, now: i64, explain: bool) -> Decision {
+        self.workload(&req.destination.namespace, &req.destination.labels).decide(req, now, explain)
+    }
+}
+
+fn first_match<'p>(
+    policies: &'p [Arc<Policy>],
+    c: &AttrContext<'_>,
+) -> Option<(&'p Policy, &'p crate::policy::Rule)> {
+    policies.iter().find_map(|p| p.rules.iter().find(|r| r.matches(&p.action, c)).map(|r| (&**p, r)))
+}
+
+impl WorkloadPolicy {
+    /// Number of enforced authorization policies (all actions, dry-run included).
+    pub fn policy_count(&self) -> usize {
+        [&self.custom, &self.audit, &self.deny, &self.allow, &self.dry_deny, &self.dry_allow]
+            .iter()
+            .map(|l| l.len())
+            .sum()
+    }
+
+    /// Decides one connection or request. `now` is unix seconds (token `exp`/`nbf`); with
+    /// `explain` the decision lists every step, otherwise only what decided it.
+    pub fn decide(&self, req: &Request, now: i64, explain: bool) -> Decision {
+        let mut d = Decision {
+            allowed: false,
+            status: None,
+            reason: String::new(),
+            policy: None,
+            dry_run: Vec::new(),
+            explanation: Vec::new(),
+            header_edits: Vec::new(),
+            www_authenticate: None,
+        };
+        let note = |d: &mut Decision, s: String| {
+            if explain {
+                d.explanation.push(s);
+            }
+        };
+        let http_status = |ok: u16| req.http.as_ref().map(|_| ok);
+
+        // 1. PeerAuthentication (§3.2/§3.3).
+        let mode = self.peer.mode_for_port(req.destination.port);
+        note(&mut d, format!("PeerAuthentication mode for port {}: {mode}", req.destination.port));
+        for s in &self.peer.sources {
+            note(&mut d, format!("  set by {s}"));
+        }
+        let mut principal = req.source.principal.as_deref().map(|p| p.strip_prefix("spiffe://").unwrap_or(p));
+        match (mode, principal) {
+            (MtlsMode::Strict, None) => {
+                d.reason = format!(
+                    "plaintext connection refused: PeerAuthentication mode STRICT on port {}",
+                    req.destination.port
+                );
+                let r = d.reason.clone();
+                note(&mut d, r);
+                return d;
+            }
+            (MtlsMode::Disable, Some(_)) => {
+                // DISABLE has only plaintext filter chains: TLS is not terminated, so no peer
+                // identity reaches authorization (§3.3).
+                note(&mut d, "mode DISABLE: mTLS not terminated, peer identity not available".into());
+                principal = None;
+            }
+            _ => {}
+        }
+
+        // Path normalization happens in the connection manager, before any filter (§5.7).
+        let path = match &req.http {
+            Some(h) => match self.normalization.normalize(&h.path) {
+                Ok(p) => p,
+                Err(e) => {
+                    d.status = Some(400);
+                    d.reason = format!("bad request: {e}");
+                    let r = d.reason.clone();
+                    note(&mut d, r);
+                    return d;
+                }
+            },
+            None => String::new(),
+        };
+        if req.http.is_some() {
+            note(&mut d, format!("normalized path ({:?}): {path:?}", self.normalization));
+        }
+        let mut c = AttrContext {
+            principal,
+            source_ip: req.source.ip,
+            remote_ip: req.source.remote_ip,
+            destination_ip: req.destination.ip,
+            destination_port: req.destination.port,
+            sni: req.sni.as_deref(),
+            http: req.http.as_ref(),
+            path: &path,
+            identity: None,
+        };
+
+        // 2. CUSTOM runs before jwt_authn (§5.2 filter order), so it never sees request.auth.*.
+        if let Some((p, r)) = first_match(&self.custom, &c) {
+            let provider = match &p.action {
+                PolicyAction::Custom(n) => n.as_str(),
+                _ => "",
+            };
+            note(
+                &mut d,
+                format!("CUSTOM {}: matched, delegated to provider {provider:?} (assumed to allow)", r.name),
+            );
+        }
+
+        // 3. jwt_authn (HTTP only).
+        let identity;
+        if let Some(h) = &req.http {
+            match self.jwt.authenticate(h, now) {
+                AuthnOutcome::Failed { status, provider } => {
+                    d.status = Some(status.http_status());
+                    d.reason = status.as_str().to_string();
+                    // §4.3: realm is the request URI; the query is left out so tokens sent as
+                    // query parameters are not echoed back.
+                    let uri = format!("http://{}{}", h.host, crate::path::strip_query(&h.path));
+                    d.www_authenticate = Some(format!("Bearer realm=\"{uri}\", error=\"invalid_token\""));
+                    note(&mut d, format!("JWT rejected by {provider}: {status} ({})", status.http_status()));
+                    for p in self
+                        .jwt
+                        .providers()
+                        .iter()
+                        .filter_map(|p| p.keys_note.as_ref().map(|n| (&p.source, n)))
+                    {
+                        note(&mut d, format!("  {}: {}", p.0, p.1));
+                    }
+                    return d;
+                }
+                AuthnOutcome::Authenticated { identity: id, provider, edits } => {
+                    note(
+                        &mut d,
+                        format!(
+                            "JWT verified by {provider}: request principal {:?}",
+                            id.principal().unwrap_or_default()
+                        ),
+                    );
+                    d.header_edits = edits;
+                    identity = Some(id);
+                }
+                AuthnOutcome::CorsPreflight => {
+                    note(&mut d, "CORS preflight: JWT authentication bypassed".into());
+                    identity = None;
+                }
+                AuthnOutcome::Anonymous => {
+                    if !self.jwt.providers().is_empty() {
+                        note(&mut d, "no JWT in the request: continuing without request identity".into());
+                    }
+                    identity = None;
+                }
+            }
+        } else {
+            identity = None;
+        }
+        c.identity = identity.as_deref();
+
+        // 4. AUDIT never changes the decision.
+        if explain && let Some((_, r)) = first_match(&self.audit, &c) {
+            note(&mut d, format!("AUDIT {}: matched (request logged)", r.name));
+        }
+        // Shadow engines (§5.6).
+        if !self.dry_deny.is_empty() {
+            let m = first_match(&self.dry_deny, &c);
+            d.dry_run.push(DryRunResult {
+                action: "DENY",
+                result: if m.is_some() { "denied" } else { "allowed" },
+                policy: m.map(|(_, r)| r.name.clone()),
+            });
+        }
+        if !self.dry_allow.is_empty() {
+            let m = first_match(&self.dry_allow, &c);
+            d.dry_run.push(DryRunResult {
+                action: "ALLOW",
+                result: if m.is_some() { "allowed" } else { "denied" },
+                policy: m.map(|(_, r)| r.name.clone()),
+            });
+        }
+
+        // 5. DENY.
+        if let Some((_, r)) = first_match(&self.deny, &c) {
+            d.status = http_status(403);
+            d.reason = RBAC_DENIED.to_string();
+            d.policy = Some(r.name.clone());
+            d.header_edits.clear();
+            note(&mut d, format!("DENY {}: matched", r.name));
+            return d;
+        }
+        // 6. No ALLOW policy ⇒ allow.
+        if self.allow.is_empty() {
+            d.allowed = true;
+            d.status = http_status(200);
+            d.reason = "no ALLOW policy applies to the workload".to_string();
+            let r = d.reason.clone();
+            note(&mut d, r);
+            return d;
+        }
+        // 7. Any ALLOW matches ⇒ allow; else deny.
+        if let Some((_, r)) = first_match(&self.allow, &c) {
+            d.allowed = true;
+            d.status = http_status(200);
+            d.reason = format!("allowed by {}", r.name);
+            d.policy = Some(r.name.clone());
+            note(&mut d, format!("ALLOW {}: matched", r.name));
+            return d;
+        }
+        d.status = http_status(403);
+        d.reason = RBAC_DENIED.to_string();
+        d.header_edits.clear();
+        note(&mut d, "ALLOW policies exist and none matched:".into());
+        if explain {
+            for p in &self.allow {
+                if p.rules.is_empty() {
+                    d.explanation
+                        .push(format!("  {}: no rules (an empty spec denies all)", p.display_name()));
+                }
+                for r in &p.rules {
+                    let why = r.first_failure(&p.action, &c).unwrap_or_else(|| "matched".into());
+                    d.explanation.push(format!("  {}: {why}", r.name));
+                }
+            }
+        }
+        d
+    }
+}
