@@ -26,10 +26,11 @@ impl StringMatch {
     pub fn parse(v: &str) -> Self {
         if v == "*" {
             Self::Presence
+        } else if let Some(s) = v.strip_prefix('*') {
+            // Istio `StringMatcherWithPrefix` tests the leading `*` first: `*a*` is suffix `a*`.
+            Self::Suffix(s.into())
         } else if let Some(p) = v.strip_suffix('*') {
             Self::Prefix(p.into())
-        } else if let Some(s) = v.strip_prefix('*') {
-            Self::Suffix(s.into())
         } else {
             Self::Exact(v.into())
         }
