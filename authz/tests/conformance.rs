@@ -69,7 +69,8 @@ fn samples() -> PathBuf {
 
 fn read_sample(rel: &str) -> String {
     let p = samples().join(rel);
-    fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e} (set CITADEL_SHARED to the shared/ folder)", p.display()))
+    fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("{}: {e} (set CITADEL_SHARED to the shared/ folder)", p.display()))
 }
 
 fn token(name: &str) -> String {
@@ -132,7 +133,8 @@ fn run_suite(file: &str) -> usize {
     let suite: Suite = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
     assert!(!suite.upstream.is_empty());
     let cfg = load_config(&suite.config);
-    let fetched: BTreeMap<String, String> = suite.jwks.iter().map(|(k, v)| (k.clone(), read_sample(v))).collect();
+    let fetched: BTreeMap<String, String> =
+        suite.jwks.iter().map(|(k, v)| (k.clone(), read_sample(v))).collect();
     let engine = Engine::compile(&MeshInputs {
         root_namespace: suite.root_namespace.as_deref().unwrap_or("istio-system"),
         trust_domain: "cluster.local",
@@ -148,7 +150,8 @@ fn run_suite(file: &str) -> usize {
     for case in &suite.cases {
         let req: CheckRequest = serde_yaml::from_value(case.request.clone())
             .unwrap_or_else(|e| panic!("{}/{}: request: {e}", suite.suite, case.name));
-        let got = authz::check(&engine, &req, now).unwrap_or_else(|e| panic!("{}/{}: {e}", suite.suite, case.name));
+        let got =
+            authz::check(&engine, &req, now).unwrap_or_else(|e| panic!("{}/{}: {e}", suite.suite, case.name));
         let e = &case.expect;
         let mut bad = Vec::new();
         if got.decision != e.decision {
@@ -184,7 +187,13 @@ fn run_suite(file: &str) -> usize {
             failures.push(format!("{}/{}: {}\n{}", suite.suite, case.name, bad.join(", "), got.to_text()));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), suite.cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        suite.cases.len(),
+        failures.join("\n")
+    );
     suite.cases.len()
 }
 

@@ -27,7 +27,12 @@ const CASES: &[(&str, N, &str, &str)] = &[
     ("MERGE_SLASHES/dot-dot", N::MergeSlashes, "/app/../admin", "/admin"),
     ("DECODE_AND_MERGE_SLASHES/encoded-slash", N::DecodeAndMergeSlashes, "/app/%2f", "/app/"),
     ("DECODE_AND_MERGE_SLASHES/encoded-backslash", N::DecodeAndMergeSlashes, "/app/%5C/", "/app/"),
-    ("DECODE_AND_MERGE_SLASHES/encoded-slash-dot-dot", N::DecodeAndMergeSlashes, "/app%2f..%2fadmin", "/admin"),
+    (
+        "DECODE_AND_MERGE_SLASHES/encoded-slash-dot-dot",
+        N::DecodeAndMergeSlashes,
+        "/app%2f..%2fadmin",
+        "/admin",
+    ),
     ("DECODE_AND_MERGE_SLASHES/double-slash", N::DecodeAndMergeSlashes, "/app//", "/app/"),
     ("DECODE_AND_MERGE_SLASHES/encoded-digit", N::DecodeAndMergeSlashes, "/xyz%30..//abc", "/xyz0../abc"),
 ];
