@@ -137,7 +137,7 @@ struct Verified {
     identity: Arc<Identity>,
     exp: i64,
     nbf: i64,
-    payload_b64: String,
+    payload_b64: Arc<str>,
 }
 
 /// A seeded multiplicative hasher: fast on long tokens; the random seed keeps crafted collisions
@@ -173,12 +173,13 @@ impl Hasher for SeededHasher {
     }
 }
 
-type CacheMap = HashMap<(usize, Box<str>), Verified, SeededState>;
+type CacheMap = HashMap<Box<str>, Verified, SeededState>;
 
 /// The RequestAuthentication providers that apply to a workload, sorted by issuer (§4.2).
 pub struct JwtAuthn {
     providers: Vec<Arc<JwtProvider>>,
-    cache: Mutex<CacheMap>,
+    /// Verified tokens, one map per provider.
+    cache: Vec<Mutex<CacheMap>>,
 }
 
 impl fmt::Debug for JwtAuthn {
@@ -361,6 +362,11 @@ impl JwtProvider {
         out
     }
 
+    /// Verifies one token without any cache; the verified claims on success.
+    pub fn verify(&self, token: &str, now: i64) -> Result<Arc<Identity>, JwtStatus> {
+        self.verify_fresh(token, now).map(|v| v.identity)
+    }
+
     /// Full verification of one token, in jwt_verify_lib's order: format, issuer, time,
     /// audiences, key lookup, signature.
     fn verify_fresh(&self, token: &str, now: i64) -> Result<Verified, JwtStatus> {
@@ -390,7 +396,7 @@ impl JwtProvider {
             identity: Arc::new(Identity { claims }),
             exp: jwt.exp,
             nbf: jwt.nbf,
-            payload_b64: jwt.payload_b64,
+            payload_b64: jwt.payload_b64.into(),
         })
     }
 
@@ -401,7 +407,7 @@ impl JwtProvider {
             edits.extend(token_headers.iter().map(|h| HeaderEdit::Remove(h.to_string())));
         }
         if let Some(h) = &self.payload_header {
-            edits.push(HeaderEdit::Set(h.clone(), v.payload_b64.clone()));
+            edits.push(HeaderEdit::Set(h.clone(), v.payload_b64.to_string()));
         }
         let raw = if self.claim_headers.is_empty() { Map::new() } else { raw_payload(v) };
         let id = Identity { claims: raw };
@@ -422,7 +428,7 @@ impl JwtProvider {
 /// The original (not space-split) payload, for claim-to-header output.
 fn raw_payload(v: &Verified) -> Map<String, Value> {
     URL_SAFE_NO_PAD
-        .decode(&v.payload_b64)
+        .decode(v.payload_b64.as_bytes())
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
@@ -432,7 +438,9 @@ impl JwtAuthn {
     /// Providers for one workload; sorted by issuer as Istio emits them (§4.2).
     pub fn new(mut providers: Vec<Arc<JwtProvider>>) -> Self {
         providers.sort_by(|a, b| a.issuer.cmp(&b.issuer));
-        Self { providers, cache: Mutex::new(HashMap::with_hasher(SeededState(random_seed()))) }
+        let seed = SeededState(random_seed());
+        let cache = providers.iter().map(|_| Mutex::new(HashMap::with_hasher(seed))).collect();
+        Self { providers, cache }
     }
 
     /// The providers, issuer order.
@@ -441,19 +449,19 @@ impl JwtAuthn {
     }
 
     fn verify_cached(&self, idx: usize, token: &str, now: i64) -> Result<Verified, JwtStatus> {
-        let key = (idx, Box::<str>::from(token));
-        let hit = self.cache.lock().ok().and_then(|c| c.get(&key).cloned());
+        let Some(cache) = self.cache.get(idx) else { return Err(JwtStatus::KidAlgMismatch) };
+        let hit = cache.lock().ok().and_then(|c| c.get(token).cloned());
         if let Some(v) = hit {
             // Already verified: only time can have changed (§4.3 time check).
             let t = ParsedJwt::check_time_values(v.nbf, v.exp, now, CLOCK_SKEW_SECONDS);
             return t.map(|()| v);
         }
         let v = self.providers[idx].verify_fresh(token, now)?;
-        if let Ok(mut c) = self.cache.lock() {
+        if let Ok(mut c) = cache.lock() {
             if c.len() >= CACHE_CAPACITY {
                 c.clear();
             }
-            c.insert(key, v.clone());
+            c.insert(token.into(), v.clone());
         }
         Ok(v)
     }
