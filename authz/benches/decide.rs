@@ -207,7 +207,17 @@ fn jwt(c: &mut Criterion) {
     c.bench_function("jwt/fresh RS256 verification (parse + checks + verify, no cache)", |b| {
         b.iter(|| black_box(p.verify(black_box(&token), NOW)))
     });
-    // Already verified token: whole decision for a workload with one RequestAuthentication.
+    // Already verified token: jwt_authn alone (extraction, cache lookup, time check, edits)...
+    let authn = authz::jwt::JwtAuthn::new(providers.clone());
+    let hreq = HttpRequest::new("GET", "/", "h", [("authorization", format!("Bearer {token}").as_str())]);
+    assert!(matches!(authn.authenticate(&hreq, NOW), authz::jwt::AuthnOutcome::Authenticated { .. }));
+    c.bench_function("jwt/already verified token (jwt_authn only)", |b| {
+        b.iter(|| black_box(authn.authenticate(black_box(&hreq), NOW)))
+    });
+    percentiles("already verified token (jwt_authn only)", |_| {
+        black_box(authn.authenticate(black_box(&hreq), NOW));
+    });
+    // ...and the whole decision for a workload with one RequestAuthentication.
     let e = engine(&[], std::slice::from_ref(&ra), &fetched);
     let w = e.workload("bench", &BTreeMap::new());
     let bearer = format!("Bearer {token}");

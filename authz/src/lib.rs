@@ -10,6 +10,7 @@ pub mod check;
 pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod jwks_cache;
 pub mod jwt;
 pub mod matcher;
 pub mod path;

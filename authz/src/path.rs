@@ -125,6 +125,14 @@ impl PathNormalization {
         if !path.starts_with('/') {
             return Err(PathError::NotAbsolute);
         }
+        // Fast path: nothing to decode, resolve or merge.
+        let merge = matches!(self, Self::MergeSlashes | Self::DecodeAndMergeSlashes);
+        let needs_work = path.bytes().any(|b| b == b'%' || b == b'\\')
+            || path.contains("/.")
+            || (merge && path.contains("//"));
+        if !needs_work {
+            return Ok(path.to_string());
+        }
         let path = if self == Self::DecodeAndMergeSlashes {
             decode_where(path, |c| c == b'/' || c == b'\\')?
         } else {

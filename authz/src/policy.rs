@@ -199,6 +199,35 @@ pub fn name_in_brackets(s: &str) -> Option<&str> {
     s.strip_prefix('[')?.strip_suffix(']')
 }
 
+/// Which matcher a Source/Operation field compiles to.
+#[derive(Clone, Copy)]
+enum Kind {
+    Principal,
+    RequestPrincipal,
+    Namespace,
+    ServiceAccount,
+    TrustDomain,
+    SourceIp,
+    RemoteIp,
+    Host,
+    Port,
+    Method,
+    Path,
+}
+
+#[derive(Clone, Copy)]
+struct Field {
+    name: &'static str,
+    negated: bool,
+    kind: Kind,
+}
+
+impl Field {
+    const fn new(name: &'static str, negated: bool, kind: Kind) -> Self {
+        Self { name, negated, kind }
+    }
+}
+
 struct Ctx<'a> {
     resource: &'a str,
     ns: &'a str,
@@ -242,6 +271,36 @@ impl Ctx<'_> {
         });
     }
 
+    /// Compiles one Source/Operation field; nothing is allocated for empty fields.
+    fn field(&self, out: &mut Vec<Cond>, at: &str, f: Field, values: &[String]) -> Result<(), CompileError> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let field = format!("{at}.{}", f.name);
+        let strings = || Self::strings(values);
+        let matcher = match f.kind {
+            Kind::Principal => Matcher::Principal(strings()),
+            Kind::RequestPrincipal => {
+                Matcher::RequestPrincipal(values.iter().map(|v| request_principal_parts(v)).collect())
+            }
+            Kind::Namespace => Matcher::Namespace(values.iter().map(|v| NamespaceMatch::new(v)).collect()),
+            Kind::ServiceAccount => {
+                Matcher::ServiceAccount(values.iter().map(|v| ServiceAccountMatch::new(v, self.ns)).collect())
+            }
+            Kind::TrustDomain => {
+                Matcher::TrustDomain(values.iter().map(|v| TrustDomainMatch::new(v)).collect())
+            }
+            Kind::SourceIp => Matcher::SourceIp(self.ips(&field, values)?),
+            Kind::RemoteIp => Matcher::RemoteIp(self.ips(&field, values)?),
+            Kind::Host => Matcher::Host(strings()),
+            Kind::Port => Matcher::Port(self.ports(&field, values)?),
+            Kind::Method => Matcher::Method(strings()),
+            Kind::Path => Matcher::Path(values.iter().map(|v| PathMatch::parse(v)).collect()),
+        };
+        Self::push(out, field, f.negated, values, matcher);
+        Ok(())
+    }
+
     fn source(&self, at: &str, s: &Source) -> Result<Vec<Cond>, CompileError> {
         if !s.service_accounts.is_empty() || !s.not_service_accounts.is_empty() {
             // §5.1 CEL: serviceAccounts cannot be combined with principals/namespaces.
@@ -261,78 +320,25 @@ impl Ctx<'_> {
             }
         }
         let mut out = Vec::new();
-        let f = |n: &str| format!("{at}.{n}");
-        let rp = |vs: &[String]| {
-            Matcher::RequestPrincipal(vs.iter().map(|v| request_principal_parts(v)).collect())
-        };
-        let ns = |vs: &[String]| Matcher::Namespace(vs.iter().map(|v| NamespaceMatch::new(v)).collect());
-        let sa = |vs: &[String]| {
-            Matcher::ServiceAccount(vs.iter().map(|v| ServiceAccountMatch::new(v, self.ns)).collect())
-        };
-        let td = |vs: &[String]| Matcher::TrustDomain(vs.iter().map(|v| TrustDomainMatch::new(v)).collect());
-        Self::push(
-            &mut out,
-            f("principals"),
-            false,
-            &s.principals,
-            Matcher::Principal(Self::strings(&s.principals)),
-        );
-        Self::push(
-            &mut out,
-            f("notPrincipals"),
-            true,
-            &s.not_principals,
-            Matcher::Principal(Self::strings(&s.not_principals)),
-        );
-        Self::push(&mut out, f("requestPrincipals"), false, &s.request_principals, rp(&s.request_principals));
-        Self::push(
-            &mut out,
-            f("notRequestPrincipals"),
-            true,
-            &s.not_request_principals,
-            rp(&s.not_request_principals),
-        );
-        Self::push(&mut out, f("namespaces"), false, &s.namespaces, ns(&s.namespaces));
-        Self::push(&mut out, f("notNamespaces"), true, &s.not_namespaces, ns(&s.not_namespaces));
-        Self::push(&mut out, f("serviceAccounts"), false, &s.service_accounts, sa(&s.service_accounts));
-        Self::push(
-            &mut out,
-            f("notServiceAccounts"),
-            true,
-            &s.not_service_accounts,
-            sa(&s.not_service_accounts),
-        );
-        Self::push(&mut out, f("trustDomains"), false, &s.trust_domains, td(&s.trust_domains));
-        Self::push(&mut out, f("notTrustDomains"), true, &s.not_trust_domains, td(&s.not_trust_domains));
-        let ip = |n: &str, vs: &[String]| self.ips(&f(n), vs);
-        Self::push(
-            &mut out,
-            f("ipBlocks"),
-            false,
-            &s.ip_blocks,
-            Matcher::SourceIp(ip("ipBlocks", &s.ip_blocks)?),
-        );
-        Self::push(
-            &mut out,
-            f("notIpBlocks"),
-            true,
-            &s.not_ip_blocks,
-            Matcher::SourceIp(ip("notIpBlocks", &s.not_ip_blocks)?),
-        );
-        Self::push(
-            &mut out,
-            f("remoteIpBlocks"),
-            false,
-            &s.remote_ip_blocks,
-            Matcher::RemoteIp(ip("remoteIpBlocks", &s.remote_ip_blocks)?),
-        );
-        Self::push(
-            &mut out,
-            f("notRemoteIpBlocks"),
-            true,
-            &s.not_remote_ip_blocks,
-            Matcher::RemoteIp(ip("notRemoteIpBlocks", &s.not_remote_ip_blocks)?),
-        );
+        let fields: [(Field, &[String]); 14] = [
+            (Field::new("principals", false, Kind::Principal), &s.principals),
+            (Field::new("notPrincipals", true, Kind::Principal), &s.not_principals),
+            (Field::new("requestPrincipals", false, Kind::RequestPrincipal), &s.request_principals),
+            (Field::new("notRequestPrincipals", true, Kind::RequestPrincipal), &s.not_request_principals),
+            (Field::new("namespaces", false, Kind::Namespace), &s.namespaces),
+            (Field::new("notNamespaces", true, Kind::Namespace), &s.not_namespaces),
+            (Field::new("serviceAccounts", false, Kind::ServiceAccount), &s.service_accounts),
+            (Field::new("notServiceAccounts", true, Kind::ServiceAccount), &s.not_service_accounts),
+            (Field::new("trustDomains", false, Kind::TrustDomain), &s.trust_domains),
+            (Field::new("notTrustDomains", true, Kind::TrustDomain), &s.not_trust_domains),
+            (Field::new("ipBlocks", false, Kind::SourceIp), &s.ip_blocks),
+            (Field::new("notIpBlocks", true, Kind::SourceIp), &s.not_ip_blocks),
+            (Field::new("remoteIpBlocks", false, Kind::RemoteIp), &s.remote_ip_blocks),
+            (Field::new("notRemoteIpBlocks", true, Kind::RemoteIp), &s.not_remote_ip_blocks),
+        ];
+        for (f, values) in fields {
+            self.field(&mut out, at, f, values)?;
+        }
         if out.is_empty() {
             return Err(self.err(at, "source must not be empty"));
         }
@@ -341,28 +347,19 @@ impl Ctx<'_> {
 
     fn operation(&self, at: &str, o: &Operation) -> Result<Vec<Cond>, CompileError> {
         let mut out = Vec::new();
-        let f = |n: &str| format!("{at}.{n}");
-        let paths = |vs: &[String]| Matcher::Path(vs.iter().map(|v| PathMatch::parse(v)).collect());
-        Self::push(&mut out, f("hosts"), false, &o.hosts, Matcher::Host(Self::strings(&o.hosts)));
-        Self::push(&mut out, f("notHosts"), true, &o.not_hosts, Matcher::Host(Self::strings(&o.not_hosts)));
-        Self::push(&mut out, f("ports"), false, &o.ports, Matcher::Port(self.ports(&f("ports"), &o.ports)?));
-        Self::push(
-            &mut out,
-            f("notPorts"),
-            true,
-            &o.not_ports,
-            Matcher::Port(self.ports(&f("notPorts"), &o.not_ports)?),
-        );
-        Self::push(&mut out, f("methods"), false, &o.methods, Matcher::Method(Self::strings(&o.methods)));
-        Self::push(
-            &mut out,
-            f("notMethods"),
-            true,
-            &o.not_methods,
-            Matcher::Method(Self::strings(&o.not_methods)),
-        );
-        Self::push(&mut out, f("paths"), false, &o.paths, paths(&o.paths));
-        Self::push(&mut out, f("notPaths"), true, &o.not_paths, paths(&o.not_paths));
+        let fields: [(Field, &[String]); 8] = [
+            (Field::new("hosts", false, Kind::Host), &o.hosts),
+            (Field::new("notHosts", true, Kind::Host), &o.not_hosts),
+            (Field::new("ports", false, Kind::Port), &o.ports),
+            (Field::new("notPorts", true, Kind::Port), &o.not_ports),
+            (Field::new("methods", false, Kind::Method), &o.methods),
+            (Field::new("notMethods", true, Kind::Method), &o.not_methods),
+            (Field::new("paths", false, Kind::Path), &o.paths),
+            (Field::new("notPaths", true, Kind::Path), &o.not_paths),
+        ];
+        for (f, values) in fields {
+            self.field(&mut out, at, f, values)?;
+        }
         if out.is_empty() {
             return Err(self.err(at, "operation must not be empty"));
         }

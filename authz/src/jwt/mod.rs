@@ -119,7 +119,7 @@ pub enum AuthnOutcome {
         /// Verified claims.
         identity: Arc<Identity>,
         /// Provider that accepted it.
-        provider: String,
+        provider: Arc<JwtProvider>,
         /// Header edits for the upstream request.
         edits: Vec<HeaderEdit>,
     },
@@ -128,7 +128,7 @@ pub enum AuthnOutcome {
         /// Envoy status.
         status: JwtStatus,
         /// Provider whose check produced the status.
-        provider: String,
+        provider: Arc<JwtProvider>,
     },
 }
 
@@ -479,7 +479,7 @@ impl JwtAuthn {
         {
             return AuthnOutcome::CorsPreflight;
         }
-        let mut first_failure: Option<(JwtStatus, &str)> = None;
+        let mut first_failure: Option<(JwtStatus, &Arc<JwtProvider>)> = None;
         for (idx, p) in self.providers.iter().enumerate() {
             let tokens = p.extract(req);
             if tokens.is_empty() {
@@ -500,20 +500,16 @@ impl JwtAuthn {
                 (None, Some(v)) => {
                     let headers: Vec<&str> = tokens.iter().filter_map(|(_, h)| *h).collect();
                     let edits = p.edits(&v, &headers);
-                    return AuthnOutcome::Authenticated {
-                        identity: v.identity,
-                        provider: p.source.clone(),
-                        edits,
-                    };
+                    return AuthnOutcome::Authenticated { identity: v.identity, provider: p.clone(), edits };
                 }
                 (Some(s), _) => {
-                    first_failure.get_or_insert((s, p.source.as_str()));
+                    first_failure.get_or_insert((s, p));
                 }
                 (None, None) => {}
             }
         }
         match first_failure {
-            Some((status, provider)) => AuthnOutcome::Failed { status, provider: provider.to_string() },
+            Some((status, provider)) => AuthnOutcome::Failed { status, provider: provider.clone() },
             None => AuthnOutcome::Anonymous,
         }
     }
