@@ -20,6 +20,8 @@ use serde_json::json;
 
 const NOW: i64 = 1_750_000_000;
 
+/// `indexed`: rules name exact principals (the per-principal index applies); otherwise prefix
+/// principals (`...sa-1-2*`), which every decision has to scan.
 fn policy(
     ns: &str,
     name: &str,
@@ -27,11 +29,13 @@ fn policy(
     action: &str,
     rules: usize,
     seed: usize,
+    indexed: bool,
 ) -> AuthorizationPolicy {
+    let star = if indexed { "" } else { "*" };
     let rules: Vec<_> = (0..rules)
         .map(|r| {
             json!({
-                "from": [{"source": {"principals": [format!("cluster.local/ns/{ns}/sa/sa-{seed}-{r}")]}}],
+                "from": [{"source": {"principals": [format!("cluster.local/ns/{ns}/sa/sa-{seed}-{r}{star}")]}}],
                 "to": [{"operation": {"methods": ["GET", "POST"], "paths": [format!("/api/{seed}/{r}/*")]}}],
                 "when": [{"key": "request.headers[x-tenant]", "values": [format!("t{r}")]}],
             })
@@ -106,30 +110,32 @@ fn percentiles(label: &str, mut f: impl FnMut(usize)) {
 /// 100 policies × 5 rules on one workload: 20 DENY (none match), 80 ALLOW; the request matches
 /// only the last rule of the last ALLOW policy, so every rule is evaluated.
 fn workload_100x5(c: &mut Criterion) {
-    let aps: Vec<_> = (0..100)
-        .map(|i| {
-            policy("bench", &format!("p{i:03}"), Some("target"), if i < 20 { "DENY" } else { "ALLOW" }, 5, i)
-        })
-        .collect();
-    let e = engine(&aps, &[], &BTreeMap::new());
-    let w = e.workload("bench", &[("app".to_string(), "target".to_string())].into());
-    assert_eq!(w.policy_count(), 100);
-    let req = request("bench", "target", 99, 4, &[]);
-    let d = w.decide(&req, NOW, false);
-    assert!(d.allowed && d.policy.as_deref() == Some("ns[bench]-policy[p099]-rule[4]"), "{d:?}");
-    c.bench_function("decide/workload 100 policies x 5 rules (worst case allow)", |b| {
-        b.iter(|| black_box(w.decide(black_box(&req), NOW, false)))
-    });
-    let deny = request("bench", "target", 7, 2, &[]);
-    c.bench_function("decide/workload 100 policies x 5 rules (deny, no explanation)", |b| {
-        b.iter(|| black_box(w.decide(black_box(&deny), NOW, false)))
-    });
-    c.bench_function("decide/workload 100 policies x 5 rules (deny, with explanation)", |b| {
-        b.iter(|| black_box(w.decide(black_box(&deny), NOW, true)))
-    });
-    percentiles("workload 100x5 worst-case allow", |_| {
-        black_box(w.decide(black_box(&req), NOW, false));
-    });
+    for indexed in [true, false] {
+        let tag = if indexed { "exact principals" } else { "prefix principals, no index" };
+        let aps: Vec<_> = (0..100)
+            .map(|i| {
+                let action = if i < 20 { "DENY" } else { "ALLOW" };
+                policy("bench", &format!("p{i:03}"), Some("target"), action, 5, i, indexed)
+            })
+            .collect();
+        let e = engine(&aps, &[], &BTreeMap::new());
+        let w = e.workload("bench", &[("app".to_string(), "target".to_string())].into());
+        assert_eq!(w.policy_count(), 100);
+        let req = request("bench", "target", 99, 4, &[]);
+        let d = w.decide(&req, NOW, false);
+        assert!(d.allowed && d.policy.as_deref() == Some("ns[bench]-policy[p099]-rule[4]"), "{d:?}");
+        c.bench_function(&format!("decide/workload 100 policies x 5 rules, {tag} (worst-case allow)"), |b| {
+            b.iter(|| black_box(w.decide(black_box(&req), NOW, false)))
+        });
+        let deny = request("bench", "target", 7, 2, &[]);
+        c.bench_function(
+            &format!("decide/workload 100 policies x 5 rules, {tag} (deny, with explanation)"),
+            |b| b.iter(|| black_box(w.decide(black_box(&deny), NOW, true))),
+        );
+        percentiles(&format!("workload 100x5 {tag} worst-case allow"), |_| {
+            black_box(w.decide(black_box(&req), NOW, false));
+        });
+    }
 }
 
 /// 10,000 policies × 10 rules mesh-wide: 100 namespaces × 100 namespace-wide policies (10% DENY).
@@ -138,7 +144,15 @@ fn mesh_10000x10(c: &mut Criterion) {
     let aps: Vec<_> = (0..10_000)
         .map(|i| {
             let ns = format!("ns{:03}", i / 100);
-            policy(&ns, &format!("p{i:05}"), None, if i % 10 == 0 { "DENY" } else { "ALLOW" }, 10, i % 100)
+            policy(
+                &ns,
+                &format!("p{i:05}"),
+                None,
+                if i % 10 == 0 { "DENY" } else { "ALLOW" },
+                10,
+                i % 100,
+                true,
+            )
         })
         .collect();
     let t = Instant::now();
@@ -165,6 +179,31 @@ fn mesh_10000x10(c: &mut Criterion) {
     percentiles("mesh 10,000x10 lookup+decide", |i| {
         let r = &reqs[(i * 37) % 100];
         black_box(workloads[&r.destination.namespace].decide(r, NOW, false));
+    });
+    // Same mesh with prefix principals: no index, every rule of the namespace is scanned.
+    let unindexed: Vec<_> = (0..10_000)
+        .map(|i| {
+            let ns = format!("ns{:03}", i / 100);
+            policy(
+                &ns,
+                &format!("p{i:05}"),
+                None,
+                if i % 10 == 0 { "DENY" } else { "ALLOW" },
+                10,
+                i % 100,
+                false,
+            )
+        })
+        .collect();
+    let e2 = engine(&unindexed, &[], &BTreeMap::new());
+    let workloads2: HashMap<String, WorkloadPolicy> = (0..100)
+        .map(|n| format!("ns{n:03}"))
+        .map(|ns| (ns.clone(), e2.workload(&ns, &BTreeMap::new())))
+        .collect();
+    assert!(workloads2["ns042"].decide(&reqs[42], NOW, false).allowed);
+    percentiles("mesh 10,000x10 prefix principals, no index, lookup+decide", |i| {
+        let r = &reqs[(i * 37) % 100];
+        black_box(workloads2[&r.destination.namespace].decide(r, NOW, false));
     });
     let mut g = c.benchmark_group("compile");
     g.sample_size(10).measurement_time(Duration::from_secs(20));

@@ -199,7 +199,7 @@ impl Rule {
                 .flatten()
                 .chain(&self.when)
                 .find(|x| x.http_only);
-            let field = f.map_or("", |x| x.field.as_str());
+            let field = f.map_or_else(String::new, |x| x.field.to_string());
             return Some(format!(
                 "skipped on TCP: uses HTTP-only field {field} (ALLOW rules with HTTP-only fields are skipped for TCP)"
             ));

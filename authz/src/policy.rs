@@ -1,6 +1,6 @@
 //! Compiled AuthorizationPolicy: CR types converted once into matchers (ISTIO-FACTS §5.1–§5.3).
 
-use std::{collections::BTreeMap, fmt::Write as _};
+use std::{collections::BTreeMap, fmt, fmt::Write as _, sync::Arc};
 
 use crds::types::security::{Action as CrdAction, AuthorizationPolicy, Condition, Operation, Source};
 use ipnet::IpNet;
@@ -131,8 +131,8 @@ impl Matcher {
 /// One field of a Source/Operation, or one half of a `when` condition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cond {
-    /// Where it is in the policy, e.g. `from[0].source.principals`.
-    pub field: String,
+    /// Where it is in the policy, e.g. `rules[0].from[0].source.principals`.
+    pub field: FieldPath,
     /// `notX` / `notValues`: true when none of the values matches.
     pub negated: bool,
     /// Only meaningful on HTTP (§5.4).
@@ -141,6 +141,21 @@ pub struct Cond {
     pub matcher: Matcher,
     /// Values as written, for explanations.
     pub values: Vec<String>,
+}
+
+/// Where a condition sits in its policy; rendered only for explanations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldPath {
+    /// `rules[i].from[j].source`, shared by the entry's conditions.
+    at: Arc<str>,
+    /// Field name, e.g. `principals`.
+    leaf: &'static str,
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.at, self.leaf)
+    }
 }
 
 /// A compiled rule: (any from) AND (any to) AND (all when).
@@ -242,23 +257,24 @@ impl Ctx<'_> {
         values.iter().map(|v| StringMatch::parse(v)).collect()
     }
 
-    fn ips(&self, field: &str, values: &[String]) -> Result<Vec<IpNet>, CompileError> {
+    fn ips(&self, field: &dyn Fn() -> String, values: &[String]) -> Result<Vec<IpNet>, CompileError> {
         values
             .iter()
             .map(|v| {
-                parse_ip_block(v).ok_or_else(|| self.err(field, format!("invalid IP address or CIDR {v:?}")))
+                parse_ip_block(v)
+                    .ok_or_else(|| self.err(&field(), format!("invalid IP address or CIDR {v:?}")))
             })
             .collect()
     }
 
-    fn ports(&self, field: &str, values: &[String]) -> Result<Vec<u16>, CompileError> {
+    fn ports(&self, field: &dyn Fn() -> String, values: &[String]) -> Result<Vec<u16>, CompileError> {
         values
             .iter()
-            .map(|v| parse_port(v).ok_or_else(|| self.err(field, format!("invalid port {v:?}"))))
+            .map(|v| parse_port(v).ok_or_else(|| self.err(&field(), format!("invalid port {v:?}"))))
             .collect()
     }
 
-    fn push(out: &mut Vec<Cond>, field: String, negated: bool, values: &[String], matcher: Matcher) {
+    fn push(out: &mut Vec<Cond>, field: FieldPath, negated: bool, values: &[String], matcher: Matcher) {
         if values.is_empty() {
             return;
         }
@@ -272,11 +288,18 @@ impl Ctx<'_> {
     }
 
     /// Compiles one Source/Operation field; nothing is allocated for empty fields.
-    fn field(&self, out: &mut Vec<Cond>, at: &str, f: Field, values: &[String]) -> Result<(), CompileError> {
+    fn field(
+        &self,
+        out: &mut Vec<Cond>,
+        at: &Arc<str>,
+        f: Field,
+        values: &[String],
+    ) -> Result<(), CompileError> {
         if values.is_empty() {
             return Ok(());
         }
-        let field = format!("{at}.{}", f.name);
+        let field = FieldPath { at: at.clone(), leaf: f.name };
+        let name = || field.to_string();
         let strings = || Self::strings(values);
         let matcher = match f.kind {
             Kind::Principal => Matcher::Principal(strings()),
@@ -290,10 +313,10 @@ impl Ctx<'_> {
             Kind::TrustDomain => {
                 Matcher::TrustDomain(values.iter().map(|v| TrustDomainMatch::new(v)).collect())
             }
-            Kind::SourceIp => Matcher::SourceIp(self.ips(&field, values)?),
-            Kind::RemoteIp => Matcher::RemoteIp(self.ips(&field, values)?),
+            Kind::SourceIp => Matcher::SourceIp(self.ips(&name, values)?),
+            Kind::RemoteIp => Matcher::RemoteIp(self.ips(&name, values)?),
             Kind::Host => Matcher::Host(strings()),
-            Kind::Port => Matcher::Port(self.ports(&field, values)?),
+            Kind::Port => Matcher::Port(self.ports(&name, values)?),
             Kind::Method => Matcher::Method(strings()),
             Kind::Path => Matcher::Path(values.iter().map(|v| PathMatch::parse(v)).collect()),
         };
@@ -320,6 +343,7 @@ impl Ctx<'_> {
             }
         }
         let mut out = Vec::new();
+        let at_path: Arc<str> = at.into();
         let fields: [(Field, &[String]); 14] = [
             (Field::new("principals", false, Kind::Principal), &s.principals),
             (Field::new("notPrincipals", true, Kind::Principal), &s.not_principals),
@@ -337,7 +361,7 @@ impl Ctx<'_> {
             (Field::new("notRemoteIpBlocks", true, Kind::RemoteIp), &s.not_remote_ip_blocks),
         ];
         for (f, values) in fields {
-            self.field(&mut out, at, f, values)?;
+            self.field(&mut out, &at_path, f, values)?;
         }
         if out.is_empty() {
             return Err(self.err(at, "source must not be empty"));
@@ -347,6 +371,7 @@ impl Ctx<'_> {
 
     fn operation(&self, at: &str, o: &Operation) -> Result<Vec<Cond>, CompileError> {
         let mut out = Vec::new();
+        let at_path: Arc<str> = at.into();
         let fields: [(Field, &[String]); 8] = [
             (Field::new("hosts", false, Kind::Host), &o.hosts),
             (Field::new("notHosts", true, Kind::Host), &o.not_hosts),
@@ -358,7 +383,7 @@ impl Ctx<'_> {
             (Field::new("notPaths", true, Kind::Path), &o.not_paths),
         ];
         for (f, values) in fields {
-            self.field(&mut out, at, f, values)?;
+            self.field(&mut out, &at_path, f, values)?;
         }
         if out.is_empty() {
             return Err(self.err(at, "operation must not be empty"));
@@ -367,7 +392,12 @@ impl Ctx<'_> {
     }
 
     /// Compiles a `when` key; unsupported keys are refused (Istio's `ValidateAttribute`, §5.3).
-    fn when_matcher(&self, at: &str, key: &str, values: &[String]) -> Result<Matcher, CompileError> {
+    fn when_matcher(
+        &self,
+        at: &dyn Fn() -> String,
+        key: &str,
+        values: &[String],
+    ) -> Result<Matcher, CompileError> {
         let s = || Self::strings(values);
         Ok(match key {
             "source.ip" => Matcher::SourceIp(self.ips(at, values)?),
@@ -391,18 +421,18 @@ impl Ctx<'_> {
             k if k.starts_with("request.headers") => {
                 let name = name_in_brackets(&k["request.headers".len()..])
                     .filter(|n| !n.is_empty())
-                    .ok_or_else(|| self.err(at, format!("invalid header key {k:?}")))?;
+                    .ok_or_else(|| self.err(&at(), format!("invalid header key {k:?}")))?;
                 Matcher::Header(name.to_ascii_lowercase(), s())
             }
             k if k.starts_with("request.auth.claims") => {
                 let path = nested_brackets(&k["request.auth.claims".len()..])
-                    .ok_or_else(|| self.err(at, format!("invalid claim key {k:?}")))?;
+                    .ok_or_else(|| self.err(&at(), format!("invalid claim key {k:?}")))?;
                 Matcher::Claim(path, s())
             }
             k if k.starts_with("experimental.envoy.filters.") && k.ends_with(']') && k.contains('[') => {
                 Matcher::Metadata(k.to_string())
             }
-            k => return Err(self.err(at, format!("unknown attribute {k:?}"))),
+            k => return Err(self.err(&at(), format!("unknown attribute {k:?}"))),
         })
     }
 
@@ -411,11 +441,16 @@ impl Ctx<'_> {
             return Err(self.err(at, "at least one of values or notValues must be set"));
         }
         let mut out = Vec::new();
-        let field = format!("{at}[{}]", c.key);
-        let m = self.when_matcher(&format!("{at}.key"), &c.key, &c.values)?;
-        Self::push(&mut out, format!("{field}.values"), false, &c.values, m);
-        let m = self.when_matcher(&format!("{at}.key"), &c.key, &c.not_values)?;
-        Self::push(&mut out, format!("{field}.notValues"), true, &c.not_values, m);
+        let path: Arc<str> = format!("{at}[{}]", c.key).into();
+        let key_field = || format!("{at}.key");
+        if !c.values.is_empty() {
+            let m = self.when_matcher(&key_field, &c.key, &c.values)?;
+            Self::push(&mut out, FieldPath { at: path.clone(), leaf: "values" }, false, &c.values, m);
+        }
+        if !c.not_values.is_empty() {
+            let m = self.when_matcher(&key_field, &c.key, &c.not_values)?;
+            Self::push(&mut out, FieldPath { at: path, leaf: "notValues" }, true, &c.not_values, m);
+        }
         Ok(out)
     }
 }
