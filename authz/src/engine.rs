@@ -205,36 +205,56 @@ impl Engine {
 }
 
 /// The policies of one action for one workload, in Envoy's order, with an index of rules that
-/// can only match one exact peer principal (so a decision skips rules for other peers).
+/// can only match peers with one exact principal or namespace (so a decision skips rules for
+/// other peers).
 #[derive(Debug, Default)]
 struct ActionList {
     policies: Vec<Arc<Policy>>,
     /// (policy, rule) positions in evaluation order.
     flat: Vec<(u32, u32)>,
     by_principal: HashMap<Box<str>, Vec<u32>>,
+    by_namespace: HashMap<Box<str>, Vec<u32>>,
     unkeyed: Vec<u32>,
 }
 
-/// Exact principals one of which a rule requires, or `None` when the rule can match others.
-/// Principals are never dropped on TCP (§5.4), so the index is exact for HTTP and TCP.
-fn principal_keys(r: &Rule) -> Option<Vec<&str>> {
+/// What a rule's every `from` entry requires of the peer principal.
+enum Key<'a> {
+    Principal(&'a str),
+    Namespace(&'a str),
+}
+
+/// The keys one of which a rule requires, or `None` when the rule can match any peer.
+/// Peer-identity fields are never dropped on TCP (§5.4), so the index is exact for HTTP and TCP.
+fn rule_keys(r: &Rule) -> Option<Vec<Key<'_>>> {
     if r.from.is_empty() {
         return None;
     }
     let mut keys = Vec::new();
     for entry in &r.from {
-        let ms = entry.iter().find_map(|c| match &c.matcher {
-            Matcher::Principal(ms) if !c.negated && ms.iter().all(|m| matches!(m, StringMatch::Exact(_))) => {
-                Some(ms)
-            }
-            _ => None,
-        })?;
-        keys.extend(ms.iter().filter_map(|m| match m {
-            StringMatch::Exact(v) => Some(&**v),
-            _ => None,
-        }));
+        let entry_keys: Vec<Key<'_>> =
+            entry.iter().filter(|c| !c.negated).find_map(|c| match &c.matcher {
+                Matcher::Principal(ms) => ms
+                    .iter()
+                    .map(|m| match m {
+                        StringMatch::Exact(v) => Some(Key::Principal(v)),
+                        _ => None,
+                    })
+                    .collect(),
+                Matcher::Namespace(ms) => {
+                    ms.iter().map(|m| m.exact_namespace().map(Key::Namespace)).collect()
+                }
+                Matcher::ServiceAccount(ms) => ms.iter().map(|m| m.namespace().map(Key::Namespace)).collect(),
+                _ => None,
+            })?;
+        keys.extend(entry_keys);
     }
     Some(keys)
+}
+
+fn push_unique(v: &mut Vec<u32>, idx: u32) {
+    if v.last() != Some(&idx) {
+        v.push(idx);
+    }
 }
 
 impl ActionList {
@@ -252,19 +272,20 @@ impl ActionList {
         let mut list = Self { flat, ..Self::default() };
         for (idx, &(pi, ri)) in list.flat.iter().enumerate() {
             let idx = idx as u32;
-            let r = &policies[pi as usize].rules[ri as usize];
-            {
-                match principal_keys(r) {
-                    Some(keys) => {
-                        for k in keys {
-                            let v = list.by_principal.entry(k.into()).or_default();
-                            if v.last() != Some(&idx) {
-                                v.push(idx);
+            match rule_keys(&policies[pi as usize].rules[ri as usize]) {
+                Some(keys) => {
+                    for k in keys {
+                        match k {
+                            Key::Principal(p) => {
+                                push_unique(list.by_principal.entry(p.into()).or_default(), idx)
+                            }
+                            Key::Namespace(n) => {
+                                push_unique(list.by_namespace.entry(n.into()).or_default(), idx)
                             }
                         }
                     }
-                    None => list.unkeyed.push(idx),
                 }
+                None => list.unkeyed.push(idx),
             }
         }
         list.policies = policies;
@@ -277,7 +298,25 @@ impl ActionList {
 
     /// First matching rule in evaluation order.
     fn first_match(&self, c: &AttrContext<'_>) -> Option<(&Policy, &Rule)> {
-        let keyed: &[u32] = c.principal.and_then(|p| self.by_principal.get(p)).map_or(&[], Vec::as_slice);
+        let mut merged;
+        let mut keyed: &[u32] = &[];
+        if let Some(p) = c.principal {
+            let mut lists =
+                self.by_principal.get(p).into_iter().chain(
+                    crate::matcher::principal_namespaces(p).filter_map(|ns| self.by_namespace.get(ns)),
+                );
+            if let Some(first) = lists.next() {
+                keyed = first;
+                let rest: Vec<&Vec<u32>> = lists.collect();
+                if !rest.is_empty() {
+                    merged = first.clone();
+                    rest.iter().for_each(|l| merged.extend_from_slice(l));
+                    merged.sort_unstable();
+                    merged.dedup();
+                    keyed = &merged;
+                }
+            }
+        }
         let (mut i, mut j) = (0, 0);
         loop {
             let next = match (keyed.get(i), self.unkeyed.get(j)) {
@@ -532,16 +571,19 @@ mod tests {
     use super::*;
     use crate::resource::ResourceId;
 
-    fn compiled(rules: &[(u8, bool)]) -> Arc<Policy> {
-        // Each rule: principal sa-<n> (exact, keyed) or namespace ns-<n> (unkeyed).
+    fn compiled(rules: &[(u8, u8)]) -> Arc<Policy> {
+        // Rule kinds: exact principal, namespace, prefix principal, service account, any peer.
         let rules: Vec<serde_json::Value> = rules
             .iter()
-            .map(|&(n, keyed)| {
-                if keyed {
-                    serde_json::json!({"from": [{"source": {"principals": [format!("td/ns/ns-{}/sa/sa-{n}", n % 3)]}}]})
-                } else {
-                    serde_json::json!({"from": [{"source": {"namespaces": [format!("ns-{}", n % 3)]}}]})
-                }
+            .map(|&(n, kind)| {
+                let source = match kind % 5 {
+                    0 => serde_json::json!({"principals": [format!("td/ns/ns-{}/sa/sa-{n}", n % 3)]}),
+                    1 => serde_json::json!({"namespaces": [format!("ns-{}", n % 3)]}),
+                    2 => serde_json::json!({"principals": [format!("td/ns/ns-{}/sa/sa-*", n % 3)]}),
+                    3 => serde_json::json!({"serviceAccounts": [format!("ns-{}/sa-{n}", n % 3)]}),
+                    _ => serde_json::json!({"notPrincipals": [format!("td/ns/ns-{}/sa/sa-{n}", n % 3)]}),
+                };
+                serde_json::json!({"from": [{"source": source}]})
             })
             .collect();
         let ap: AuthorizationPolicy = serde_json::from_value(serde_json::json!({
@@ -554,16 +596,35 @@ mod tests {
         Arc::new(p)
     }
 
+    fn ctx(principal: &str) -> AttrContext<'_> {
+        AttrContext {
+            principal: Some(principal),
+            source_ip: None,
+            remote_ip: None,
+            destination_ip: None,
+            destination_port: 80,
+            sni: None,
+            http: None,
+            path: "",
+            identity: None,
+        }
+    }
+
     proptest! {
-        /// The principal index never changes which rule matches first.
+        /// The peer index never changes which rule matches first.
         #[test]
-        fn index_agrees_with_linear_scan(rules in prop::collection::vec((0u8..6, any::<bool>()), 0..14), n in 0u8..6) {
+        fn index_agrees_with_linear_scan(
+            rules in prop::collection::vec((0u8..6, 0u8..5), 0..14),
+            n in 0u8..6,
+            weird in any::<bool>(),
+        ) {
             let list = ActionList::build(vec![compiled(&rules)]);
-            let principal = format!("td/ns/ns-{}/sa/sa-{n}", n % 3);
-            let c = AttrContext {
-                principal: Some(&principal), source_ip: None, remote_ip: None, destination_ip: None,
-                destination_port: 80, sni: None, http: None, path: "", identity: None,
+            let principal = if weird {
+                format!("td/ns/x/ns/ns-{}/sa/sa-{n}", n % 3)
+            } else {
+                format!("td/ns/ns-{}/sa/sa-{n}", n % 3)
             };
+            let c = ctx(&principal);
             let naive = list.flat.iter().find_map(|&(pi, ri)| {
                 let p = &list.policies[pi as usize];
                 let r = &p.rules[ri as usize];
@@ -575,20 +636,9 @@ mod tests {
 
     #[test]
     fn rules_are_evaluated_in_envoy_name_order() {
-        let rules: Vec<(u8, bool)> = (0..12).map(|i| (if i == 2 || i == 10 { 1 } else { 4 }, true)).collect();
+        let rules: Vec<(u8, u8)> = (0..12).map(|i| (if i == 2 || i == 10 { 1 } else { 4 }, 0)).collect();
         let list = ActionList::build(vec![compiled(&rules)]);
-        let principal = "td/ns/ns-1/sa/sa-1";
-        let c = AttrContext {
-            principal: Some(principal),
-            source_ip: None,
-            remote_ip: None,
-            destination_ip: None,
-            destination_port: 80,
-            sni: None,
-            http: None,
-            path: "",
-            identity: None,
-        };
+        let c = ctx("td/ns/ns-1/sa/sa-1");
         assert_eq!(list.first_match(&c).map(|(_, r)| r.name.as_str()), Some("ns[ns]-policy[p]-rule[10]"));
     }
 }

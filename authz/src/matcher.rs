@@ -111,6 +111,12 @@ impl NamespaceMatch {
         Self { glob: Glob::new(&format!("*/ns/{value}/*")), value: value.into() }
     }
 
+    /// The namespace when the value is a plain name (no `*`, no `/`): the rule can then only match
+    /// principals with that `/ns/<name>/` segment.
+    pub fn exact_namespace(&self) -> Option<&str> {
+        (!self.value.contains(['*', '/'])).then_some(&*self.value)
+    }
+
     /// `principal` is without `spiffe://`; the glob's leading `*` absorbs the scheme either way.
     pub fn matches(&self, principal: &str) -> bool {
         self.glob.matches(principal)
@@ -138,6 +144,13 @@ impl ServiceAccountMatch {
     pub fn new(value: &str, policy_ns: &str) -> Self {
         let (ns, sa) = value.split_once('/').unwrap_or((policy_ns, value));
         Self { ns_part: format!("/ns/{ns}/").into(), sa_part: format!("sa/{sa}").into(), value: value.into() }
+    }
+
+    /// The namespace the value requires (`/ns/<ns>/` must occur in the principal), when it is a
+    /// plain name.
+    pub fn namespace(&self) -> Option<&str> {
+        let ns = self.ns_part.strip_prefix("/ns/")?.strip_suffix('/')?;
+        (!ns.contains(['*', '/'])).then_some(ns)
     }
 
     /// `principal` is without `spiffe://` (the regex's `spiffe://` prefix is then implied).
@@ -202,6 +215,15 @@ impl fmt::Display for TrustDomainMatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.value)
     }
+}
+
+/// Every `<ns>` such that `/ns/<ns>/` occurs in the principal (overlaps included).
+pub fn principal_namespaces(principal: &str) -> impl Iterator<Item = &str> {
+    let b = principal.as_bytes();
+    (0..b.len()).filter(move |&i| b[i..].starts_with(b"/ns/")).filter_map(move |i| {
+        let rest = &principal[i + 4..];
+        rest.find('/').map(|end| &rest[..end])
+    })
 }
 
 /// Parses an IP block: a single address (host prefix) or a CIDR. Host bits are allowed and

@@ -222,3 +222,14 @@ proptest! {
         prop_assert_eq!(parse_port(&p.to_string()), Some(p));
     }
 }
+
+#[test]
+fn principal_namespaces_include_overlaps() {
+    let v: Vec<&str> = principal_namespaces("td/ns/ns/foo/sa/x").collect();
+    assert_eq!(v, ["ns", "foo"]);
+    assert_eq!(principal_namespaces("td/ns/foo").count(), 0);
+    assert_eq!(NamespaceMatch::new("foo").exact_namespace(), Some("foo"));
+    assert_eq!(NamespaceMatch::new("foo*").exact_namespace(), None);
+    assert_eq!(ServiceAccountMatch::new("a/b", "x").namespace(), Some("a"));
+    assert_eq!(ServiceAccountMatch::new("b", "x").namespace(), Some("x"));
+}
