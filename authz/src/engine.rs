@@ -45,6 +45,8 @@ pub struct MeshInputs<'a> {
 
 #[derive(Debug)]
 struct RequestAuthnEntry {
+    /// Kept for debugging output.
+    #[allow(dead_code)]
     id: ResourceId,
     selector: Option<BTreeMap<String, String>>,
     target_ref: bool,
@@ -164,10 +166,7 @@ impl Engine {
             .filter_map(|ns| self.request_authns.get(*ns))
             .flatten()
             .filter(|e| !e.target_ref && selects(&e.selector))
-            .flat_map(|e| {
-                let _ = &e.id;
-                e.providers.iter().cloned()
-            })
+            .flat_map(|e| e.providers.iter().cloned())
             .collect();
         let [mut custom, mut audit, mut deny, mut allow, mut dry_deny, mut dry_allow]: [Vec<Arc<Policy>>; 6] =
             Default::default();
