@@ -479,12 +479,15 @@ impl JwtAuthn {
         {
             return AuthnOutcome::CorsPreflight;
         }
-        let mut first_failure: Option<(JwtStatus, &Arc<JwtProvider>)> = None;
+        // Per-provider outcome in provider order; `None` = no token at its locations (JwtMissed).
+        let mut failures: Vec<Option<JwtStatus>> = Vec::with_capacity(self.providers.len());
         for (idx, p) in self.providers.iter().enumerate() {
             let tokens = p.extract(req);
             if tokens.is_empty() {
+                failures.push(None);
                 continue;
             }
+            // Every token a provider extracts must verify (Envoy's authenticator checks them all).
             let mut verified = None;
             let mut failed = None;
             for (tok, _) in &tokens {
@@ -502,17 +505,38 @@ impl JwtAuthn {
                     let edits = p.edits(&v, &headers);
                     return AuthnOutcome::Authenticated { identity: v.identity, provider: p.clone(), edits };
                 }
-                (Some(s), _) => {
-                    first_failure.get_or_insert((s, p));
-                }
-                (None, None) => {}
+                (failed, _) => failures.push(failed),
             }
         }
-        match first_failure {
-            Some((status, provider)) => AuthnOutcome::Failed { status, provider: provider.clone() },
+        match aggregate_failure(&failures) {
+            Some((status, idx)) => AuthnOutcome::Failed { status, provider: self.providers[idx].clone() },
             None => AuthnOutcome::Anonymous,
         }
     }
+}
+
+/// The status Envoy reports when no provider accepted the request, or `None` when the request
+/// passes without identity. Istio's requirement is `requires_any[P, allow_missing]` for one
+/// provider and `requires_any[P1..PN, requires_all[any(Pi, allow_missing)...]]` for several
+/// (ISTIO-FACTS §4.2); Envoy's `AnyVerifierImpl` then keeps, in child order, the last status that
+/// is neither `JwtMissed` nor `JwtUnknownIssuer`, else `JwtUnknownIssuer` over `JwtMissed`
+/// (`envoy:source/extensions/filters/http/jwt_authn/verifier.cc`).
+fn aggregate_failure(per_provider: &[Option<JwtStatus>]) -> Option<(JwtStatus, usize)> {
+    // The `requires_all` child fails with the first provider that has a token and failed.
+    let all_child = per_provider.iter().enumerate().find_map(|(i, s)| s.map(|s| (s, i)));
+    if per_provider.len() == 1 {
+        return all_child;
+    }
+    let all_child = all_child?;
+    let mut last: Option<(JwtStatus, usize)> = None;
+    let children = per_provider.iter().enumerate().map(|(i, s)| s.map(|s| (s, i))).chain([Some(all_child)]);
+    for child in children.flatten() {
+        let weak = child.0 == JwtStatus::UnknownIssuer;
+        if !weak || last.is_none() {
+            last = Some(child);
+        }
+    }
+    last
 }
 
 #[cfg(test)]

@@ -252,3 +252,32 @@ fn space_delimited_and_claim_headers() {
         o => panic!("{o:?}"),
     }
 }
+
+#[test]
+fn envoy_requires_any_status_aggregation() {
+    use JwtStatus::*;
+    // One provider: its status, missing passes.
+    assert_eq!(aggregate_failure(&[None]), None);
+    assert_eq!(aggregate_failure(&[Some(Expired)]), Some((Expired, 0)));
+    // Several: all missing passes; a real error beats "issuer not configured" from a provider the
+    // token was not meant for, whatever the order.
+    assert_eq!(aggregate_failure(&[None, None]), None);
+    assert_eq!(aggregate_failure(&[Some(UnknownIssuer), Some(Expired)]), Some((Expired, 1)));
+    assert_eq!(aggregate_failure(&[Some(Expired), Some(UnknownIssuer)]), Some((Expired, 0)));
+    assert_eq!(aggregate_failure(&[Some(UnknownIssuer), None]), Some((UnknownIssuer, 0)));
+}
+
+#[test]
+fn expired_token_of_the_second_issuer_reports_expired() {
+    let jwks = read("tests-common-jwt/jwks.json");
+    let rule = |iss: &str| JwtRule { issuer: iss.into(), jwks: jwks.clone(), ..Default::default() };
+    let providers = ["test-issuer-0@istio.io", "test-issuer-1@istio.io"]
+        .iter()
+        .map(|i| Arc::new(compile_rule((*i).into(), &rule(i), &BTreeMap::new()).expect("rule")))
+        .collect();
+    let a = JwtAuthn::new(providers);
+    let t = read("tests-common-jwt/TokenExpired.jwt");
+    assert_eq!(status(a.authenticate(&bearer(t.trim()), NOW)), Some(JwtStatus::Expired));
+    let t = read("tests-common-jwt/TokenIssuer3.jwt");
+    assert_eq!(status(a.authenticate(&bearer(t.trim()), NOW)), Some(JwtStatus::UnknownIssuer));
+}
