@@ -4,6 +4,9 @@
 //! [`Engine::compile`], resolve a workload with [`Engine::workload`], then call
 //! [`WorkloadPolicy::decide`] per connection or request. Semantics follow
 //! `shared/design/ISTIO-FACTS.md` §3–§5; comments cite the fact they implement.
+//!
+//! `citadel authz check` is [`check_json`] (or [`check`] on a parsed [`CheckRequest`]) over an
+//! [`Engine`]; [`jwks_cache`] is the JWKS refresh schedule the proxy's IO layer drives.
 #![forbid(unsafe_code)]
 
 pub mod check;
