@@ -143,11 +143,49 @@ pub struct Cond {
     pub values: Vec<String>,
 }
 
-/// Where a condition sits in its policy; rendered only for explanations.
+/// A Source, Operation or Condition inside a policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Loc {
+    /// `rules[rule].from[entry].source`.
+    From {
+        /// Rule index.
+        rule: u32,
+        /// Entry index.
+        entry: u32,
+    },
+    /// `rules[rule].to[entry].operation`.
+    To {
+        /// Rule index.
+        rule: u32,
+        /// Entry index.
+        entry: u32,
+    },
+    /// `rules[rule].when[entry][key]`.
+    When {
+        /// Rule index.
+        rule: u32,
+        /// Entry index.
+        entry: u32,
+        /// Condition key.
+        key: Arc<str>,
+    },
+}
+
+impl fmt::Display for Loc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::From { rule, entry } => write!(f, "rules[{rule}].from[{entry}].source"),
+            Self::To { rule, entry } => write!(f, "rules[{rule}].to[{entry}].operation"),
+            Self::When { rule, entry, key } => write!(f, "rules[{rule}].when[{entry}][{key}]"),
+        }
+    }
+}
+
+/// Where a condition sits in its policy. Rendered only for explanations and errors, so compiling
+/// allocates no path strings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldPath {
-    /// `rules[i].from[j].source`, shared by the entry's conditions.
-    at: Arc<str>,
+    at: Loc,
     /// Field name, e.g. `principals`.
     leaf: &'static str,
 }
@@ -288,13 +326,7 @@ impl Ctx<'_> {
     }
 
     /// Compiles one Source/Operation field; nothing is allocated for empty fields.
-    fn field(
-        &self,
-        out: &mut Vec<Cond>,
-        at: &Arc<str>,
-        f: Field,
-        values: &[String],
-    ) -> Result<(), CompileError> {
+    fn field(&self, out: &mut Vec<Cond>, at: &Loc, f: Field, values: &[String]) -> Result<(), CompileError> {
         if values.is_empty() {
             return Ok(());
         }
@@ -324,7 +356,7 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    fn source(&self, at: &str, s: &Source) -> Result<Vec<Cond>, CompileError> {
+    fn source(&self, loc: &Loc, s: &Source) -> Result<Vec<Cond>, CompileError> {
         if !s.service_accounts.is_empty() || !s.not_service_accounts.is_empty() {
             // §5.1 CEL: serviceAccounts cannot be combined with principals/namespaces.
             let mixed = !(s.principals.is_empty()
@@ -332,18 +364,20 @@ impl Ctx<'_> {
                 && s.namespaces.is_empty()
                 && s.not_namespaces.is_empty());
             if mixed {
-                return Err(self.err(at, "serviceAccounts cannot be combined with principals or namespaces"));
+                return Err(self.err(
+                    &loc.to_string(),
+                    "serviceAccounts cannot be combined with principals or namespaces",
+                ));
             }
             if let Some(v) =
                 s.service_accounts.iter().chain(&s.not_service_accounts).find(|v| v.contains('*'))
             {
                 return Err(
-                    self.err(&format!("{at}.serviceAccounts"), format!("wildcards are not allowed: {v:?}"))
+                    self.err(&format!("{loc}.serviceAccounts"), format!("wildcards are not allowed: {v:?}"))
                 );
             }
         }
         let mut out = Vec::new();
-        let at_path: Arc<str> = at.into();
         let fields: [(Field, &[String]); 14] = [
             (Field::new("principals", false, Kind::Principal), &s.principals),
             (Field::new("notPrincipals", true, Kind::Principal), &s.not_principals),
@@ -361,17 +395,16 @@ impl Ctx<'_> {
             (Field::new("notRemoteIpBlocks", true, Kind::RemoteIp), &s.not_remote_ip_blocks),
         ];
         for (f, values) in fields {
-            self.field(&mut out, &at_path, f, values)?;
+            self.field(&mut out, loc, f, values)?;
         }
         if out.is_empty() {
-            return Err(self.err(at, "source must not be empty"));
+            return Err(self.err(&loc.to_string(), "source must not be empty"));
         }
         Ok(out)
     }
 
-    fn operation(&self, at: &str, o: &Operation) -> Result<Vec<Cond>, CompileError> {
+    fn operation(&self, loc: &Loc, o: &Operation) -> Result<Vec<Cond>, CompileError> {
         let mut out = Vec::new();
-        let at_path: Arc<str> = at.into();
         let fields: [(Field, &[String]); 8] = [
             (Field::new("hosts", false, Kind::Host), &o.hosts),
             (Field::new("notHosts", true, Kind::Host), &o.not_hosts),
@@ -383,10 +416,10 @@ impl Ctx<'_> {
             (Field::new("notPaths", true, Kind::Path), &o.not_paths),
         ];
         for (f, values) in fields {
-            self.field(&mut out, &at_path, f, values)?;
+            self.field(&mut out, loc, f, values)?;
         }
         if out.is_empty() {
-            return Err(self.err(at, "operation must not be empty"));
+            return Err(self.err(&loc.to_string(), "operation must not be empty"));
         }
         Ok(out)
     }
@@ -436,13 +469,14 @@ impl Ctx<'_> {
         })
     }
 
-    fn condition(&self, at: &str, c: &Condition) -> Result<Vec<Cond>, CompileError> {
+    fn condition(&self, rule: u32, entry: u32, c: &Condition) -> Result<Vec<Cond>, CompileError> {
+        let at = || format!("rules[{rule}].when[{entry}]");
         if c.values.is_empty() && c.not_values.is_empty() {
-            return Err(self.err(at, "at least one of values or notValues must be set"));
+            return Err(self.err(&at(), "at least one of values or notValues must be set"));
         }
         let mut out = Vec::new();
-        let path: Arc<str> = format!("{at}[{}]", c.key).into();
-        let key_field = || format!("{at}.key");
+        let path = Loc::When { rule, entry, key: c.key.as_str().into() };
+        let key_field = || format!("{}.key", at());
         if !c.values.is_empty() {
             let m = self.when_matcher(&key_field, &c.key, &c.values)?;
             Self::push(&mut out, FieldPath { at: path.clone(), leaf: "values" }, false, &c.values, m);
@@ -501,19 +535,20 @@ impl Policy {
         for (ri, r) in spec.rules.iter().enumerate() {
             let mut from = Vec::new();
             for (fi, f) in r.from.iter().enumerate() {
-                let at = format!("rules[{ri}].from[{fi}].source");
-                let s = f.source.as_ref().ok_or_else(|| ctx.err(&at, "source must be set"))?;
-                from.push(ctx.source(&at, s)?);
+                let loc = Loc::From { rule: ri as u32, entry: fi as u32 };
+                let s = f.source.as_ref().ok_or_else(|| ctx.err(&loc.to_string(), "source must be set"))?;
+                from.push(ctx.source(&loc, s)?);
             }
             let mut to = Vec::new();
             for (ti, t) in r.to.iter().enumerate() {
-                let at = format!("rules[{ri}].to[{ti}].operation");
-                let o = t.operation.as_ref().ok_or_else(|| ctx.err(&at, "operation must be set"))?;
-                to.push(ctx.operation(&at, o)?);
+                let loc = Loc::To { rule: ri as u32, entry: ti as u32 };
+                let o =
+                    t.operation.as_ref().ok_or_else(|| ctx.err(&loc.to_string(), "operation must be set"))?;
+                to.push(ctx.operation(&loc, o)?);
             }
             let mut when = Vec::new();
             for (wi, c) in r.when.iter().enumerate() {
-                when.extend(ctx.condition(&format!("rules[{ri}].when[{wi}]"), c)?);
+                when.extend(ctx.condition(ri as u32, wi as u32, c)?);
             }
             let has_http_only = from.iter().chain(&to).flatten().chain(&when).any(|c| c.http_only);
             let mut name = String::new();
