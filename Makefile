@@ -33,6 +33,7 @@ crds-check:
 ## fuzz-build: the fuzz targets build (stable toolchain, so without sanitizers)
 fuzz-build:
 	cd crds/fuzz && $(CARGO) fuzz build -s none --dev
+	cd authz/fuzz && $(CARGO) fuzz build -s none --dev
 
 ## crds: regenerate deploy/crds from the types
 crds:

@@ -41,6 +41,29 @@ enum Command {
     },
     /// Print the CustomResourceDefinitions of every Istio kind Citadel reads.
     Crds,
+    /// Policy decisions, as the proxy would make them.
+    #[command(subcommand)]
+    Authz(AuthzCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuthzCommand {
+    /// Decide one request against a folder of config and explain the decision.
+    Check {
+        /// Istio YAML (files or folders); legacy kinds are converted.
+        #[arg(long, required = true)]
+        config: Vec<PathBuf>,
+        /// The request as JSON; `-` reads stdin.
+        #[arg(long)]
+        request: PathBuf,
+        #[arg(long, value_enum, default_value_t = Output::Json)]
+        output: Output,
+        /// Namespace that holds mesh-wide policies.
+        #[arg(long, default_value = "istio-system")]
+        root_namespace: String,
+        #[arg(long, default_value = "cluster.local")]
+        trust_domain: String,
+    },
 }
 
 /// How `validate` reports.
@@ -58,6 +81,9 @@ fn main() -> ExitCode {
         }
         Command::Convert { paths, root_namespace } => commands::config::convert(&paths, root_namespace),
         Command::Crds => commands::config::crds(),
+        Command::Authz(AuthzCommand::Check { config, request, output, root_namespace, trust_domain }) => {
+            commands::authz::check(&config, &request, output == Output::Json, root_namespace, trust_domain)
+        }
     };
     match result {
         Ok(code) => code,
