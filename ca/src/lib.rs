@@ -8,12 +8,12 @@
 #![forbid(unsafe_code)]
 
 // pub mod audit;
-// pub mod auth;
+pub mod auth;
 pub mod csr;
 pub mod error;
 // pub mod metrics;
 pub mod profile;
-// pub mod proto;
+pub mod proto;
 // pub mod report;
 // pub mod rotation;
 // pub mod server;
@@ -22,7 +22,7 @@ pub mod spiffe;
 pub mod store;
 // #[cfg(feature = "testing")]
 // pub mod testing;
-// pub mod token;
+pub mod token;
 
 pub use error::{AuthError, CaError, CsrError};
 pub use signer::Signer;
