@@ -7,21 +7,22 @@
 //! functions over plain data; [`server`] and [`store`] do the IO.
 #![forbid(unsafe_code)]
 
-// pub mod audit;
+pub mod audit;
 pub mod auth;
 pub mod csr;
 pub mod error;
-// pub mod metrics;
+pub mod kube_review;
+pub mod metrics;
 pub mod profile;
 pub mod proto;
-// pub mod report;
-// pub mod rotation;
-// pub mod server;
+pub mod report;
+pub mod rotation;
+pub mod server;
 pub mod signer;
 pub mod spiffe;
 pub mod store;
-// #[cfg(feature = "testing")]
-// pub mod testing;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod token;
 
 pub use error::{AuthError, CaError, CsrError};
