@@ -29,7 +29,11 @@ impl TestCa {
 
     /// Starts a CA after letting `f` adjust the configuration (listen/metrics are 127.0.0.1:0).
     pub async fn start_with(f: impl FnOnce(&mut ServeConfig)) -> TestCa {
-        let dir = tempfile::tempdir().expect("temp dir for test CA");
+        Self::start_in(tempfile::tempdir().expect("temp dir for test CA"), f).await
+    }
+
+    /// Starts a CA in `dir`, which may already hold plug-in files.
+    pub async fn start_in(dir: tempfile::TempDir, f: impl FnOnce(&mut ServeConfig)) -> TestCa {
         let mut cfg = ServeConfig::new(dir.path());
         cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         cfg.metrics = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
