@@ -101,6 +101,23 @@ impl TestCa {
     }
 }
 
+/// A TLS channel to a CA at `addr` trusting `root_pem` (server name `localhost`), optionally
+/// presenting a client certificate chain and key (PEM).
+pub async fn connect(addr: SocketAddr, root_pem: &str, identity: Option<(&str, &str)>) -> Channel {
+    let mut tls =
+        ClientTlsConfig::new().ca_certificate(Certificate::from_pem(root_pem)).domain_name("localhost");
+    if let Some((cert, key)) = identity {
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    Channel::from_shared(format!("https://{addr}"))
+        .expect("uri")
+        .tls_config(tls)
+        .expect("tls config")
+        .connect()
+        .await
+        .expect("connect to the CA")
+}
+
 /// A fresh ECDSA P-256 key and a CSR for it with `sans` as URI SANs: (csr PEM, key PEM).
 pub fn csr_p256(sans: &[&str]) -> (String, String) {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");

@@ -158,12 +158,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let server = ca::server::start(cfg).await?;
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on {}", server.addr)?;
+        // The banner is for scripts; a closed stdout must not stop the CA.
+        let mut banner = format!("listening on {}\n", server.addr);
         if let Some(m) = server.metrics_addr {
-            writeln!(out, "metrics on {m}")?;
+            banner.push_str(&format!("metrics on {m}\n"));
         }
-        out.flush()?;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
         drop(out);
         wait_for_shutdown().await;
         server.shutdown();
