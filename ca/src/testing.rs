@@ -141,3 +141,80 @@ pub fn request(csr: &str, ttl_secs: i64, token: Option<&str>) -> tonic::Request<
     }
     r
 }
+
+/// Result of a [`load`] run.
+#[derive(Debug, Clone)]
+pub struct LoadStats {
+    pub ok: usize,
+    pub errors: Vec<String>,
+    pub elapsed: Duration,
+    /// Per-request latencies, sorted.
+    pub latencies: Vec<Duration>,
+}
+
+impl LoadStats {
+    /// The `q` quantile (0..=1) of the latencies.
+    pub fn quantile(&self, q: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let i = ((self.latencies.len() as f64 - 1.0) * q).round() as usize;
+        self.latencies[i.min(self.latencies.len() - 1)]
+    }
+    /// Successful requests per second.
+    pub fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// A load generator over gRPC/TLS: `clients` concurrent connections share `csrs` (PEM) and
+/// send them as fast as answers come back.
+pub async fn load(
+    addr: SocketAddr,
+    root_pem: &str,
+    token: &str,
+    csrs: Vec<String>,
+    clients: usize,
+) -> LoadStats {
+    use std::sync::{Arc, Mutex};
+    let queue = Arc::new(Mutex::new(csrs));
+    let mut channels = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        channels.push(connect(addr, root_pem, None).await);
+    }
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::with_capacity(clients);
+    for ch in channels {
+        let (queue, token) = (queue.clone(), token.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut client = IstioCertificateClient::new(ch);
+            let (mut ok, mut errors, mut lat) = (0usize, Vec::new(), Vec::new());
+            loop {
+                let next = queue.lock().map(|mut q| q.pop()).unwrap_or(None);
+                let Some(csr) = next else { break };
+                let t = std::time::Instant::now();
+                match client.create_certificate(request(&csr, 0, Some(&token))).await {
+                    Ok(r) if r.get_ref().cert_chain.len() >= 2 => ok += 1,
+                    Ok(_) => errors.push("short chain".to_string()),
+                    Err(e) => errors.push(format!("{:?}: {}", e.code(), e.message())),
+                }
+                lat.push(t.elapsed());
+            }
+            (ok, errors, lat)
+        }));
+    }
+    let mut stats = LoadStats { ok: 0, errors: vec![], elapsed: Duration::ZERO, latencies: vec![] };
+    for t in tasks {
+        match t.await {
+            Ok((ok, errors, lat)) => {
+                stats.ok += ok;
+                stats.errors.extend(errors);
+                stats.latencies.extend(lat);
+            }
+            Err(e) => stats.errors.push(format!("client task: {e}")),
+        }
+    }
+    stats.elapsed = started.elapsed();
+    stats.latencies.sort();
+    stats
+}
