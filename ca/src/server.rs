@@ -21,7 +21,7 @@ use crate::{
     audit::{AuditLog, AuditRecord, Decision},
     auth::{AuthMethod, Authenticator, Credentials},
     csr,
-    error::{AuthError, CaError, CsrError},
+    error::{CaError, CsrError},
     metrics::CaMetrics,
     profile::TtlPolicy,
     proto::{
@@ -132,9 +132,7 @@ impl CaService {
             })
             .filter(|s| !s.is_empty());
         if impersonated.is_some() {
-            return Err(CaError::Unauthenticated(AuthError::TokenReview(
-                "request impersonation authentication failure".into(),
-            )));
+            return Err(CaError::Impersonation);
         }
         let checked = csr::parse_pem(&req.csr).map_err(CaError::Csr)?;
         rec.requested_sans = checked.requested_sans.clone();

@@ -306,3 +306,123 @@ async fn root_rotation_under_continuous_issuance_keeps_every_chain_verifiable() 
     let records = audit_records(&ca);
     assert_eq!(records.len(), total + 1);
 }
+
+#[tokio::test]
+async fn impersonation_is_refused_like_istio_without_node_authorizer() {
+    let ca = TestCa::start().await;
+    let (csr, _) = csr_p256(&[]);
+    let mut req = request(&csr, 0, Some(&ca.token("default", "web")));
+    let mut fields = std::collections::BTreeMap::new();
+    fields.insert(
+        "ImpersonatedIdentity".to_string(),
+        prost_types::Value { kind: Some(prost_types::value::Kind::StringValue(ID.replace("web", "db"))) },
+    );
+    req.get_mut().metadata = Some(prost_types::Struct { fields });
+    let err = ca.client().await.create_certificate(req).await.expect_err("impersonation");
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::Unauthenticated, "request impersonation authentication failure")
+    );
+    assert_eq!(audit_records(&ca).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_reload_keeps_the_current_signer() {
+    let ca = TestCa::start().await;
+    let token = ca.token("default", "web");
+    let before = ca.server().service().signer().ca_cert_der().to_vec();
+    // A key that does not match the cert: rejected, reported, old signer kept.
+    let other = store::generate_root(
+        "cluster.local",
+        time::OffsetDateTime::now_utc(),
+        ca::profile::SELF_SIGNED_ROOT_TTL,
+    )
+    .expect("root");
+    std::fs::write(ca.dir().join(store::CA_KEY), other.ca_key_pem.as_bytes()).expect("write");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(ca.server().service().signer().ca_cert_der(), before.as_slice());
+    let (csr, _) = csr_p256(&[]);
+    let chain = ca
+        .client()
+        .await
+        .create_certificate(request(&csr, 0, Some(&token)))
+        .await
+        .expect("issued")
+        .into_inner()
+        .cert_chain;
+    chain_verifies(&chain, &ca.root_pem()).expect("still signed by the current root");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_signed_root_rotates_at_80_percent_of_its_life() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = time::OffsetDateTime::now_utc();
+    let m = store::generate_root("cluster.local", now, Duration::from_secs(5)).expect("short root");
+    store::write_material(dir.path(), &m).expect("write");
+    let ca = TestCa::start_in(dir, |c| c.check_interval = Duration::from_millis(200)).await;
+    let first = ca.server().service().signer().ca_cert_der().to_vec();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while ca.server().service().signer().ca_cert_der() == first.as_slice() {
+        assert!(std::time::Instant::now() < deadline, "root never rotated");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = time::OffsetDateTime::now_utc() - now;
+    // notBefore is truncated to whole seconds, so allow up to one second early.
+    assert!(elapsed >= time::Duration::seconds(3), "rotated at {elapsed}, well before 80% of 5s");
+    let roots = ca.server().service().signer().roots_der().to_vec();
+    assert_eq!(roots.len(), 2);
+    assert!(roots.contains(&first), "old root stays trusted");
+}
+
+fn b64url(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..=c.len() {
+            out.push(T[(n >> (18 - 6 * i)) as usize & 63] as char);
+        }
+    }
+    out
+}
+
+/// Kubernetes' service-account issuer discovery, offline: a JWKS file and its issuer.
+#[tokio::test]
+async fn kubernetes_token_verified_offline_against_jwks() {
+    let issuer = "https://kubernetes.default.svc.cluster.local";
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let raw = key.public_key_raw();
+    let jwks = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": "k1",
+        "x": b64url(&raw[1..33]), "y": b64url(&raw[33..65])}]});
+    let jwks_dir = tempfile::tempdir().expect("tempdir");
+    let jwks_file = jwks_dir.path().join("jwks.json");
+    std::fs::write(&jwks_file, jwks.to_string()).expect("jwks");
+    let ca = TestCa::start_with(|c| c.token_jwks = Some((jwks_file.clone(), issuer.to_string()))).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some("k1".into());
+    let claims = serde_json::json!({"iss": issuer, "sub": "system:serviceaccount:prod:api", "aud": ["istio-ca"],
+        "exp": now + 600, "iat": now, "kubernetes.io": {"namespace": "prod", "serviceaccount": {"name": "api"}}});
+    let token = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).expect("k"),
+    )
+    .expect("token");
+    let (csr, _) = csr_p256(&[]);
+    ca.client().await.create_certificate(request(&csr, 0, Some(&token))).await.expect("issued");
+    let rec = audit_records(&ca).pop().expect("record");
+    assert_eq!(rec.auth_method, AuthMethod::Jwt);
+    assert_eq!(rec.identity.as_deref(), Some("spiffe://cluster.local/ns/prod/sa/api"));
+    // The same issuer with a key outside the JWKS is refused.
+    let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let forged = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_ec_pem(other.serialize_pem().as_bytes()).expect("k"),
+    )
+    .expect("token");
+    let err =
+        ca.client().await.create_certificate(request(&csr, 0, Some(&forged))).await.expect_err("forged");
+    assert_eq!(err.message(), "request authenticate failure (token signature does not verify)");
+}
