@@ -314,6 +314,9 @@ fn material_digest(dir: &Path) -> Option<String> {
 /// Starts the CA: loads or creates keys, binds, serves until the returned handle is dropped.
 pub async fn start(cfg: ServeConfig) -> Result<CaServer, ServeError> {
     let now = OffsetDateTime::now_utc();
+    if cfg.check_interval.is_zero() {
+        return Err(ServeError::Config("the root check interval must be positive".into()));
+    }
     if cfg.ttl.default > cfg.ttl.max {
         return Err(ServeError::Config("--workload-cert-ttl is greater than --max-workload-cert-ttl".into()));
     }
