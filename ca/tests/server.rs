@@ -55,6 +55,13 @@ async fn issues_then_renews_with_client_certificate() {
 
     let recs = audit_records(&ca);
     assert_eq!(recs.len(), 2);
+    assert!(
+        recs.iter().all(|r| r.peer.as_deref().is_some_and(|p| p.starts_with("127.0.0.1:"))),
+        "peer address recorded"
+    );
+    assert!(recs.iter().all(|r| r.public_key_sha256.is_some()
+        && r.serial.is_some()
+        && r.issuer.as_deref() == Some("O=cluster.local")));
     assert_eq!(recs[0].auth_method, AuthMethod::BootstrapToken);
     assert_eq!(recs[1].auth_method, AuthMethod::ClientCert);
     assert!(recs.iter().all(|r| r.decision == Decision::Issued && r.identity.as_deref() == Some(ID)));
