@@ -5,17 +5,24 @@
 //! read the [`manager::Snapshot`] it publishes.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+mod agent;
 pub mod ca_client;
 pub mod cert;
 pub mod clock;
 pub mod error;
+pub mod files;
 pub mod identity;
 pub mod keys;
 pub mod manager;
 pub mod metrics;
 pub mod schedule;
+pub mod sds;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod uds;
+pub mod workload_api;
 
+pub use agent::{Agent, AgentConfig, CertSource, wait_for_certificate};
 pub use error::{CaError, ConfigError, RejectedCert, RenewError};
 pub use identity::WorkloadId;
