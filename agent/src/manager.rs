@@ -199,8 +199,11 @@ impl<P: CertificateProvider> CertManager<P> {
                     if root_changed && reason != RotationReason::Recovered {
                         reason = RotationReason::RootChanged;
                     }
+                    // Like Istio, the lifetime counts from when we got the cert, not from the
+                    // leaf's notBefore (which the CA back-dates by 2 minutes for clock skew).
+                    let received = self.clock.now_system().max(svid.not_before());
                     let rotate_at =
-                        rotation_time(svid.not_before(), svid.not_after(), &self.cfg.policy, jitter_sample());
+                        rotation_time(received, svid.not_after(), &self.cfg.policy, jitter_sample());
                     let snap = publish(&self.tx, &self.metrics, current.as_deref(), svid, bundle, reason);
                     next_attempt = self.clock.instant_at(rotate_at);
                     tracing::debug!(rotate_at = %rfc3339(rotate_at), "next rotation scheduled");
