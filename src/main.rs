@@ -41,6 +41,8 @@ enum Command {
     },
     /// Print the CustomResourceDefinitions of every Istio kind Citadel reads.
     Crds,
+    /// The certificate authority: serve Istio's CA API, mint bootstrap tokens, audit, rotate.
+    Ca(commands::ca::CaCommand),
 }
 
 /// How `validate` reports.
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         }
         Command::Convert { paths, root_namespace } => commands::config::convert(&paths, root_namespace),
         Command::Crds => commands::config::crds(),
+        Command::Ca(cmd) => commands::ca::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use rcgen::{
-    CertificateParams, CustomExtension, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyUsagePurpose, SanType, SerialNumber,
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose, SanType,
+    SerialNumber,
 };
 use time::OffsetDateTime;
 
@@ -62,12 +62,12 @@ pub fn leaf_validity(
 }
 
 /// Leaf parameters: empty subject (so rcgen marks the SAN critical, as Istio's san.go does),
-/// one URI SAN, digitalSignature+keyEncipherment, serverAuth+clientAuth, CA:false, AKI, SKI.
+/// one URI SAN, digitalSignature+keyEncipherment, serverAuth+clientAuth, CA:false, AKI, and the
+/// SKI rcgen derives from the key (truncated SHA-256, RFC 7093).
 pub fn leaf_params(
     identity: &str,
     validity: Validity,
     serial: [u8; 16],
-    public_key_bits: &[u8],
 ) -> Result<CertificateParams, CaError> {
     let mut p = CertificateParams::default();
     p.distinguished_name = DistinguishedName::new();
@@ -80,17 +80,11 @@ pub fn leaf_params(
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
     p.use_authority_key_identifier_extension = true;
-    p.custom_extensions.push(subject_key_identifier(public_key_bits));
     Ok(p)
 }
 
 /// Parameters of the CA's own serving certificate (DNS and IP SANs, serverAuth).
-pub fn server_params(
-    names: &[String],
-    validity: Validity,
-    serial: [u8; 16],
-    public_key_bits: &[u8],
-) -> CertificateParams {
+pub fn server_params(names: &[String], validity: Validity, serial: [u8; 16]) -> CertificateParams {
     let mut p = CertificateParams::default();
     p.distinguished_name = DistinguishedName::new();
     p.subject_alt_names = names
@@ -107,7 +101,6 @@ pub fn server_params(
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     p.use_authority_key_identifier_extension = true;
-    p.custom_extensions.push(subject_key_identifier(public_key_bits));
     p
 }
 
@@ -129,14 +122,6 @@ pub fn root_params(
     p.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     p
-}
-
-/// RFC 7093 §2 method 1: the leftmost 160 bits of SHA-256 over the subjectPublicKey bits.
-fn subject_key_identifier(public_key_bits: &[u8]) -> CustomExtension {
-    let digest = ring::digest::digest(&ring::digest::SHA256, public_key_bits);
-    let mut content = vec![0x04, 20];
-    content.extend_from_slice(&digest.as_ref()[..20]);
-    CustomExtension::from_oid_content(&[2, 5, 29, 14], content)
 }
 
 /// A random positive serial in [0, 2^128) like Istio's; the top bit is cleared so the DER

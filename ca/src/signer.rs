@@ -223,14 +223,7 @@ impl Signer {
     ) -> Result<Issued, CaError> {
         let validity = profile::leaf_validity(now, requested_ttl_secs, self.policy, self.ca_not_after)?;
         let serial = profile::random_serial()?;
-        let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&csr.spki_der)
-            .map_err(|e| CaError::CertGen(format!("public key: {e}")))?;
-        let params = profile::leaf_params(
-            &identity.to_string(),
-            validity,
-            serial,
-            spki.subject_public_key.data.as_ref(),
-        )?;
+        let params = profile::leaf_params(&identity.to_string(), validity, serial)?;
         let pk = SubjectPublicKeyInfo::from_der(&csr.spki_der)
             .map_err(|e| CaError::CertGen(format!("public key: {e}")))?;
         let cert = params.signed_by(&pk, &self.issuer).map_err(|e| CaError::CertGen(e.to_string()))?;
@@ -251,7 +244,7 @@ impl Signer {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
             .map_err(|e| CaError::CertGen(e.to_string()))?;
         let validity = profile::leaf_validity(now, 0, self.policy, self.ca_not_after)?;
-        let params = profile::server_params(names, validity, profile::random_serial()?, key.public_key_raw());
+        let params = profile::server_params(names, validity, profile::random_serial()?);
         let cert = params.signed_by(&key, &self.issuer).map_err(|e| CaError::CertGen(e.to_string()))?;
         let mut chain = vec![cert.der().to_vec()];
         // Intermediates (not roots) follow the leaf.

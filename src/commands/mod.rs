@@ -1,3 +1,4 @@
 //! The bodies of `citadel` subcommands: thin glue between arguments, library crates and stdout.
 
+pub mod ca;
 pub mod config;

@@ -54,8 +54,9 @@ fn leaf_has_istios_profile() {
         }
     }
     for oid in ["2.5.29.17", "2.5.29.15", "2.5.29.37", "2.5.29.19", "2.5.29.35", "2.5.29.14"] {
-        assert!(seen.contains(&oid.to_string()), "missing extension {oid}: {seen:?}");
+        assert_eq!(seen.iter().filter(|s| *s == oid).count(), 1, "extension {oid} exactly once: {seen:?}");
     }
+    assert_eq!(seen.len(), 6, "no other extensions: {seen:?}");
     verify_issued_by(&der, s.ca_cert_der()).expect("leaf verifies under the CA");
     assert_eq!(issued.public_key_sha256, sha256_hex(&c.spki_der));
 }
