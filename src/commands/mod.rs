@@ -1,4 +1,5 @@
 //! The bodies of `citadel` subcommands: thin glue between arguments, library crates and stdout.
 
+pub mod agent;
 pub mod ca;
 pub mod config;
