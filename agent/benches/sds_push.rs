@@ -11,7 +11,7 @@ use std::{
 };
 
 use agent::{
-    Agent, AgentConfig, CertSource, CaError, WorkloadId,
+    Agent, AgentConfig, CaError, CertSource, WorkloadId,
     ca_client::{CaClientConfig, CertificateProvider},
     clock::Clock,
     keys::KeyAlgorithm,
@@ -21,7 +21,8 @@ use agent::{
     uds::connect_channel,
 };
 use envoy_types::pb::envoy::service::{
-    discovery::v3::DiscoveryRequest, secret::v3::secret_discovery_service_client::SecretDiscoveryServiceClient,
+    discovery::v3::DiscoveryRequest,
+    secret::v3::secret_discovery_service_client::SecretDiscoveryServiceClient,
 };
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 
@@ -34,7 +35,11 @@ struct Timed {
 }
 
 impl CertificateProvider for Timed {
-    fn create_certificate(&self, csr: String, ttl: Duration) -> impl Future<Output = Result<Vec<String>, CaError>> + Send {
+    fn create_certificate(
+        &self,
+        csr: String,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Vec<String>, CaError>> + Send {
         let (ca, answered) = (self.ca.clone(), self.answered.clone());
         async move {
             let r = ca.create_certificate(csr, ttl).await;
@@ -71,7 +76,8 @@ async fn run() {
         admin: None,
     };
     let agent = Agent::start_with_provider(cfg, Timed { ca, answered: answered.clone() }).await.unwrap();
-    let mut client = SecretDiscoveryServiceClient::new(connect_channel(&dir.path().join("socket")).await.unwrap());
+    let mut client =
+        SecretDiscoveryServiceClient::new(connect_channel(&dir.path().join("socket")).await.unwrap());
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let req = |nonce: &str| DiscoveryRequest {
         resource_names: vec![WORKLOAD_RESOURCE.into()],

@@ -2,7 +2,12 @@
 //! (ISTIO-FACTS §1.1, §1.2). Messages are written from the field table so the wire matches
 //! Istio's `security/v1alpha1/ca.proto`.
 
-use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use tonic::{
     codegen::http::uri::PathAndQuery,
@@ -44,6 +49,10 @@ pub trait CertificateProvider: Send + Sync + 'static {
         csr_pem: String,
         ttl: Duration,
     ) -> impl Future<Output = Result<Vec<String>, CaError>> + Send;
+
+    /// The trust bundle changed (root rotation): a provider that talks TLS to the CA should
+    /// trust these roots too, since the CA's serving cert moves to the new root.
+    fn trust_updated(&self, _bundle_pem: &str) {}
 }
 
 impl<P: CertificateProvider> CertificateProvider for Arc<P> {
@@ -53,6 +62,10 @@ impl<P: CertificateProvider> CertificateProvider for Arc<P> {
         ttl: Duration,
     ) -> impl Future<Output = Result<Vec<String>, CaError>> + Send {
         (**self).create_certificate(csr_pem, ttl)
+    }
+
+    fn trust_updated(&self, bundle_pem: &str) {
+        (**self).trust_updated(bundle_pem);
     }
 }
 
@@ -71,17 +84,21 @@ pub struct CaClientConfig {
     pub server_name: Option<String>,
 }
 
-/// A gRPC/TLS client of the CA. The channel reconnects by itself after failures.
-#[derive(Debug, Clone)]
+/// A gRPC/TLS client of the CA. The channel reconnects by itself after failures and is rebuilt
+/// when the trust bundle changes.
+#[derive(Debug)]
 pub struct GrpcCaClient {
-    channel: Channel,
-    token_file: PathBuf,
-    cluster_id: Option<String>,
+    cfg: CaClientConfig,
+    channel: Mutex<Channel>,
 }
 
 impl GrpcCaClient {
     /// Builds a lazily connecting client; fails only on bad configuration.
     pub fn new(cfg: &CaClientConfig) -> Result<Self, ConfigError> {
+        Ok(Self { channel: Mutex::new(Self::channel(cfg, &cfg.ca_root_pem)?), cfg: cfg.clone() })
+    }
+
+    fn channel(cfg: &CaClientConfig, roots_pem: &[u8]) -> Result<Channel, ConfigError> {
         let host = match cfg.addr.rsplit_once(':') {
             Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => {
                 h.trim_start_matches('[').trim_end_matches(']')
@@ -89,7 +106,7 @@ impl GrpcCaClient {
             _ => return Err(ConfigError::Invalid(format!("--ca-addr {:?} is not HOST:PORT", cfg.addr))),
         };
         let tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(&cfg.ca_root_pem))
+            .ca_certificate(Certificate::from_pem(roots_pem))
             .domain_name(cfg.server_name.clone().unwrap_or_else(|| host.to_string()));
         let endpoint = Endpoint::from_shared(format!("https://{}", cfg.addr))
             .map_err(|e| ConfigError::Invalid(format!("--ca-addr {:?}: {e}", cfg.addr)))?
@@ -97,16 +114,12 @@ impl GrpcCaClient {
             .map_err(|e| ConfigError::Invalid(format!("CA TLS config: {e}")))?
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10));
-        Ok(Self {
-            channel: endpoint.connect_lazy(),
-            token_file: cfg.token_file.clone(),
-            cluster_id: cfg.cluster_id.clone(),
-        })
+        Ok(endpoint.connect_lazy())
     }
 
     async fn call(&self, csr_pem: String, ttl: Duration) -> Result<Vec<String>, CaError> {
-        let token_err = |source| CaError::Token { path: self.token_file.clone(), source };
-        let token = tokio::fs::read_to_string(&self.token_file).await.map_err(token_err)?;
+        let token_err = |source| CaError::Token { path: self.cfg.token_file.clone(), source };
+        let token = tokio::fs::read_to_string(&self.cfg.token_file).await.map_err(token_err)?;
         let bearer: MetadataValue<_> = format!("Bearer {}", token.trim())
             .parse()
             .map_err(|_| token_err(std::io::Error::other("token is not a valid header value")))?;
@@ -124,12 +137,13 @@ impl GrpcCaClient {
         };
         let mut req = tonic::Request::new(body);
         req.metadata_mut().insert("authorization", bearer);
-        if let Some(id) = &self.cluster_id
+        if let Some(id) = &self.cfg.cluster_id
             && let Ok(v) = id.parse()
         {
             req.metadata_mut().insert("clusterid", v);
         }
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        let channel = self.channel.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut grpc = tonic::client::Grpc::new(channel);
         grpc.ready().await.map_err(|e| CaError::Connect(e.to_string()))?;
         let codec = tonic_prost::ProstCodec::<IstioCertificateRequest, IstioCertificateResponse>::default();
         let resp = grpc
@@ -147,6 +161,16 @@ impl CertificateProvider for GrpcCaClient {
         ttl: Duration,
     ) -> impl Future<Output = Result<Vec<String>, CaError>> + Send {
         self.call(csr_pem, ttl)
+    }
+
+    fn trust_updated(&self, bundle_pem: &str) {
+        let mut roots = self.cfg.ca_root_pem.clone();
+        roots.push(b'\n');
+        roots.extend_from_slice(bundle_pem.as_bytes());
+        match Self::channel(&self.cfg, &roots) {
+            Ok(ch) => *self.channel.lock().unwrap_or_else(|p| p.into_inner()) = ch,
+            Err(e) => tracing::warn!(error = %e, "cannot trust the rotated roots for the CA connection"),
+        }
     }
 }
 

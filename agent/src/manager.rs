@@ -196,6 +196,9 @@ impl<P: CertificateProvider> CertManager<P> {
             match self.renew(current.as_deref()).await {
                 Ok((svid, bundle)) => {
                     let root_changed = current.as_ref().is_some_and(|c| c.bundle != bundle);
+                    if current.as_ref().map_or(&self.cfg.anchors, |c| &c.bundle) != &bundle {
+                        self.provider.trust_updated(&bundle.pem());
+                    }
                     if root_changed && reason != RotationReason::Recovered {
                         reason = RotationReason::RootChanged;
                     }

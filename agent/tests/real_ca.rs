@@ -137,3 +137,45 @@ async fn identity_mismatch_with_token_is_rejected() {
     let m = agent.metrics().encode();
     assert!(m.contains("result=\"ca_error\",reason=\"ca_rpc_error\"} 1"), "{m}");
 }
+
+#[tokio::test]
+async fn root_rotation_is_merged_and_pushed_and_ca_still_reachable() {
+    let ca = ca::testing::TestCa::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start_agent(&ca, dir.path(), Duration::from_secs(3600), None).await;
+    common::serving(&agent).await;
+    ca::rotation::rotate_root(ca.dir(), time::OffsetDateTime::now_utc()).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while ca.root_pem().matches("BEGIN CERTIFICATE").count() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "CA did not reload the rotated root");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let handle = agent.handle().unwrap().clone();
+    handle.force_rotation().await;
+    let mut rx = agent.snapshots();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        rx.wait_for(|s| s.as_ref().is_some_and(|s| s.bundle.roots().len() == 2)),
+    )
+    .await
+    .expect("new root merged")
+    .unwrap();
+    assert!(agent.metrics().encode().contains("reason=\"root-changed\"} 1"));
+    // After `rotate-root --finish` the CA serves (and signs) under the new root only; the agent
+    // learned it from the response and keeps renewing.
+    ca::rotation::finish(ca.dir()).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while ca.root_pem().matches("BEGIN CERTIFICATE").count() != 1 {
+        assert!(tokio::time::Instant::now() < deadline, "CA did not reload after finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let gen_before = rx.borrow().as_ref().unwrap().generation;
+    handle.force_rotation().await;
+    tokio::time::timeout(
+        Duration::from_secs(15),
+        rx.wait_for(|s| s.as_ref().is_some_and(|s| s.generation > gen_before)),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("renewal after root finish failed: {}", agent.metrics().encode()))
+    .unwrap();
+}
