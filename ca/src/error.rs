@@ -11,6 +11,10 @@ pub enum CaError {
     // Istio: codes.Unauthenticated "request authenticate failure"; we append the reason.
     #[error("request authenticate failure ({0})")]
     Unauthenticated(AuthError),
+    /// `ImpersonatedIdentity` metadata without a node authorizer.
+    // Istio: Unauthenticated "request impersonation authentication failure" (ISTIO-FACTS §1.3 step 3).
+    #[error("request impersonation authentication failure")]
+    Impersonation,
     /// The CSR could not be parsed or is not acceptable (caller's fault; retrying won't help).
     // Istio: CSRError -> InvalidArgument, "CSR signing error (%v)".
     #[error("CSR signing error ({0})")]
@@ -79,7 +83,7 @@ impl CaError {
     /// The gRPC status code Istio uses for this failure.
     pub fn code(&self) -> Code {
         match self {
-            CaError::Unauthenticated(_) => Code::Unauthenticated,
+            CaError::Unauthenticated(_) | CaError::Impersonation => Code::Unauthenticated,
             CaError::Csr(_) | CaError::Ttl { .. } => Code::InvalidArgument,
             CaError::PermissionDenied { .. } => Code::PermissionDenied,
             CaError::NotReady(_) | CaError::CertGen(_) => Code::Internal,
@@ -107,6 +111,7 @@ impl CaError {
                 CsrError::KeyAlgorithm(_) => "csr_key_algorithm",
                 CsrError::RsaTooSmall(_) => "csr_rsa_too_small",
             },
+            CaError::Impersonation => "impersonation",
             CaError::Ttl { .. } => "ttl_over_max",
             CaError::PermissionDenied { .. } => "san_not_caller",
             CaError::NotReady(_) => "ca_not_ready",

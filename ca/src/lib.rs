@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod csr;
 pub mod error;
+pub mod keys;
 pub mod kube_review;
 pub mod metrics;
 pub mod profile;

@@ -152,4 +152,24 @@ mod tests {
         let done = store::load_or_create(dir.path(), "cluster.local", Default::default(), now).expect("ca");
         assert_eq!(done.roots_der(), &[after.ca_cert_der().to_vec()]);
     }
+
+    #[test]
+    fn plugin_ca_is_not_rotated_here() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = OffsetDateTime::now_utc();
+        let mut m =
+            store::generate_root("cluster.local", now, crate::profile::SELF_SIGNED_ROOT_TTL).expect("root");
+        // ca-cert.pem is not among the roots: an intermediate under an offline root.
+        m.root_cert_pem = store::generate_root("offline", now, crate::profile::SELF_SIGNED_ROOT_TTL)
+            .expect("root")
+            .root_cert_pem;
+        store::write_material(dir.path(), &m).expect("write");
+        let err = rotate_root(dir.path(), now).expect_err("plug-in");
+        assert!(err.to_string().contains("rotate it with the offline root"), "{err}");
+        assert!(finish(dir.path()).is_err());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(store::ROOT_CERT)).expect("bundle"),
+            m.root_cert_pem
+        );
+    }
 }

@@ -21,7 +21,7 @@ use crate::{
     audit::{AuditLog, AuditRecord, Decision},
     auth::{AuthMethod, Authenticator, Credentials},
     csr,
-    error::{AuthError, CaError, CsrError},
+    error::{CaError, CsrError},
     metrics::CaMetrics,
     profile::TtlPolicy,
     proto::{
@@ -132,9 +132,7 @@ impl CaService {
             })
             .filter(|s| !s.is_empty());
         if impersonated.is_some() {
-            return Err(CaError::Unauthenticated(AuthError::TokenReview(
-                "request impersonation authentication failure".into(),
-            )));
+            return Err(CaError::Impersonation);
         }
         let checked = csr::parse_pem(&req.csr).map_err(CaError::Csr)?;
         rec.requested_sans = checked.requested_sans.clone();
@@ -316,6 +314,9 @@ fn material_digest(dir: &Path) -> Option<String> {
 /// Starts the CA: loads or creates keys, binds, serves until the returned handle is dropped.
 pub async fn start(cfg: ServeConfig) -> Result<CaServer, ServeError> {
     let now = OffsetDateTime::now_utc();
+    if cfg.check_interval.is_zero() {
+        return Err(ServeError::Config("the root check interval must be positive".into()));
+    }
     if cfg.ttl.default > cfg.ttl.max {
         return Err(ServeError::Config("--workload-cert-ttl is greater than --max-workload-cert-ttl".into()));
     }

@@ -151,7 +151,8 @@ impl Signer {
         if roots.is_empty() {
             return Err(invalid("root-cert.pem", "no certificate"));
         }
-        let key = KeyPair::from_pem(&m.ca_key_pem).map_err(|e| invalid("ca-key.pem", e.to_string()))?;
+        let key_der = crate::keys::pkcs8_der(&m.ca_key_pem).map_err(|e| invalid("ca-key.pem", e))?;
+        let key = KeyPair::try_from(key_der.as_slice()).map_err(|e| invalid("ca-key.pem", e.to_string()))?;
         let (_, cert) =
             X509Certificate::from_der(&ca_der).map_err(|e| invalid("ca-cert.pem", e.to_string()))?;
         if !cert.is_ca() {

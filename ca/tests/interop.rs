@@ -89,7 +89,8 @@ async fn python_grpcio_openssl_cryptography_pkilint_self_signed() {
     assert_eq!(ca::audit::read_records(&ca.dir().join("audit.jsonl")).expect("audit").len(), 2);
 }
 
-/// Istio's plug-in layout made with openssl: an RSA-2048 intermediate under an offline EC root.
+/// Istio's plug-in layout made with openssl: an RSA-2048 intermediate (PKCS#1 key) under an
+/// offline EC root.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_client_against_plugin_intermediate() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -133,19 +134,8 @@ async fn python_client_against_plugin_intermediate() {
             "root-cert.pem",
         ],
     );
-    sh(
-        d,
-        &[
-            "openssl",
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-            "ca-key.pem",
-        ],
-    );
+    // PKCS#1 ("RSA PRIVATE KEY"), as older `openssl genrsa` and many existing cacerts secrets have it.
+    sh(d, &["openssl", "genrsa", "-traditional", "-out", "ca-key.pem", "2048"]);
     sh(
         d,
         &[

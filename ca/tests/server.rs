@@ -1,12 +1,10 @@
 //! The CA over real TLS sockets: issuance, renewal by client certificate, the bad-input table,
-//! metrics, and a root rotation under continuous issuance.
-
-use std::time::Duration;
+//! metrics, impersonation and offline JWKS verification.
 
 use ca::{
-    audit::{self, Decision},
+    audit::Decision,
     auth::AuthMethod,
-    signer::{pem_certs, verify_issued_by},
+    signer::pem_certs,
     store,
     testing::{TestCa, csr_p256, request},
 };
@@ -14,33 +12,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use tonic::Code;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-const ID: &str = "spiffe://cluster.local/ns/default/sa/web";
+mod common;
 
-fn audit_records(ca: &TestCa) -> Vec<audit::AuditRecord> {
-    audit::read_records(&ca.dir().join(store::AUDIT_LOG)).expect("audit log parses")
-}
-
-/// Verifies `chain` (response order) against the roots in `bundle_pem` at the current time.
-fn chain_verifies(chain: &[String], bundle_pem: &str) -> Result<(), String> {
-    let leaf = pem_certs(&chain[0])?.remove(0);
-    let roots = pem_certs(bundle_pem)?;
-    let mut issuer_candidates: Vec<Vec<u8>> =
-        chain[1..chain.len() - 1].iter().flat_map(|p| pem_certs(p).unwrap_or_default()).collect();
-    issuer_candidates.extend(roots.iter().cloned());
-    let (_, x) = X509Certificate::from_der(&leaf).map_err(|e| e.to_string())?;
-    if !x.validity().is_valid() {
-        return Err("leaf not valid now".into());
-    }
-    let mut cur = leaf;
-    for _ in 0..5 {
-        if roots.iter().any(|r| verify_issued_by(&cur, r).is_ok()) {
-            return Ok(());
-        }
-        cur =
-            issuer_candidates.iter().find(|c| verify_issued_by(&cur, c).is_ok()).ok_or("no issuer")?.clone();
-    }
-    Err("chain too long".into())
-}
+use common::{ID, audit_records, chain_verifies};
 
 fn token_with(ca: &TestCa, claims: serde_json::Value, foreign: bool) -> String {
     let pem = if foreign {
@@ -81,6 +55,13 @@ async fn issues_then_renews_with_client_certificate() {
 
     let recs = audit_records(&ca);
     assert_eq!(recs.len(), 2);
+    assert!(
+        recs.iter().all(|r| r.peer.as_deref().is_some_and(|p| p.starts_with("127.0.0.1:"))),
+        "peer address recorded"
+    );
+    assert!(recs.iter().all(|r| r.public_key_sha256.is_some()
+        && r.serial.is_some()
+        && r.issuer.as_deref() == Some("O=cluster.local")));
     assert_eq!(recs[0].auth_method, AuthMethod::BootstrapToken);
     assert_eq!(recs[1].auth_method, AuthMethod::ClientCert);
     assert!(recs.iter().all(|r| r.decision == Decision::Issued && r.identity.as_deref() == Some(ID)));
@@ -239,70 +220,74 @@ async fn bad_input_table() {
     assert!(body.contains("\ncitadel_server_success_cert_issuance_count 0\n"), "{body}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn root_rotation_under_continuous_issuance_keeps_every_chain_verifiable() {
+#[tokio::test]
+async fn impersonation_is_refused_like_istio_without_node_authorizer() {
     let ca = TestCa::start().await;
-    let token = ca.token("default", "web");
-    let dir = ca.dir().to_path_buf();
-    let original_root = ca.root_pem();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut workers = Vec::new();
-    for _ in 0..4 {
-        let channel = ca.channel(None).await;
-        let (token, dir, stop) = (token.clone(), dir.clone(), stop.clone());
-        workers.push(tokio::spawn(async move {
-            let mut client = ca::proto::IstioCertificateClient::new(channel);
-            let mut n = 0;
-            let mut issuers = std::collections::BTreeSet::new();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let (csr, _) = csr_p256(&[]);
-                let chain = client
-                    .create_certificate(request(&csr, 600, Some(&token)))
-                    .await
-                    .expect("issued")
-                    .into_inner()
-                    .cert_chain;
-                // The published bundle, read after the answer, must anchor the chain.
-                let published = std::fs::read_to_string(dir.join(store::ROOT_CERT)).expect("bundle");
-                chain_verifies(&chain, &published).expect("chain verifies against the published bundle");
-                chain_verifies(&chain, chain.last().expect("root"))
-                    .expect("chain verifies against its own bundle");
-                issuers.insert(chain.last().cloned().unwrap_or_default().len());
-                n += 1;
-            }
-            n
-        }));
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let rotated = ca::rotation::rotate_root(&dir, time::OffsetDateTime::now_utc()).expect("rotate");
-    assert_eq!(rotated.bundle_roots, 2);
-    // Wait until the server serves the new signer.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while ca.root_pem() == original_root {
-        assert!(std::time::Instant::now() < deadline, "server never reloaded the rotated root");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut total = 0;
-    for w in workers {
-        total += w.await.expect("worker");
-    }
-    assert!(total > 20, "only {total} issuances");
-    // New certs come from the new root; the served bundle carries both roots.
-    assert_eq!(pem_certs(&ca.root_pem()).expect("bundle").len(), 2);
     let (csr, _) = csr_p256(&[]);
-    let chain = ca
-        .client()
-        .await
-        .create_certificate(request(&csr, 0, Some(&token)))
-        .await
-        .expect("issued")
-        .into_inner()
-        .cert_chain;
-    let new_root =
-        pem_certs(&std::fs::read_to_string(dir.join(store::CA_CERT)).expect("ca")).expect("pem").remove(0);
-    verify_issued_by(&pem_certs(&chain[0]).expect("leaf")[0], &new_root).expect("signed by the new root");
-    let records = audit_records(&ca);
-    assert_eq!(records.len(), total + 1);
+    let mut req = request(&csr, 0, Some(&ca.token("default", "web")));
+    let mut fields = std::collections::BTreeMap::new();
+    fields.insert(
+        "ImpersonatedIdentity".to_string(),
+        prost_types::Value { kind: Some(prost_types::value::Kind::StringValue(ID.replace("web", "db"))) },
+    );
+    req.get_mut().metadata = Some(prost_types::Struct { fields });
+    let err = ca.client().await.create_certificate(req).await.expect_err("impersonation");
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::Unauthenticated, "request impersonation authentication failure")
+    );
+    assert_eq!(audit_records(&ca).len(), 1);
+}
+
+fn b64url(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..=c.len() {
+            out.push(T[(n >> (18 - 6 * i)) as usize & 63] as char);
+        }
+    }
+    out
+}
+
+/// Kubernetes' service-account issuer discovery, offline: a JWKS file and its issuer.
+#[tokio::test]
+async fn kubernetes_token_verified_offline_against_jwks() {
+    let issuer = "https://kubernetes.default.svc.cluster.local";
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let raw = key.public_key_raw();
+    let jwks = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": "k1",
+        "x": b64url(&raw[1..33]), "y": b64url(&raw[33..65])}]});
+    let jwks_dir = tempfile::tempdir().expect("tempdir");
+    let jwks_file = jwks_dir.path().join("jwks.json");
+    std::fs::write(&jwks_file, jwks.to_string()).expect("jwks");
+    let ca = TestCa::start_with(|c| c.token_jwks = Some((jwks_file.clone(), issuer.to_string()))).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some("k1".into());
+    let claims = serde_json::json!({"iss": issuer, "sub": "system:serviceaccount:prod:api", "aud": ["istio-ca"],
+        "exp": now + 600, "iat": now, "kubernetes.io": {"namespace": "prod", "serviceaccount": {"name": "api"}}});
+    let token = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).expect("k"),
+    )
+    .expect("token");
+    let (csr, _) = csr_p256(&[]);
+    ca.client().await.create_certificate(request(&csr, 0, Some(&token))).await.expect("issued");
+    let rec = audit_records(&ca).pop().expect("record");
+    assert_eq!(rec.auth_method, AuthMethod::Jwt);
+    assert_eq!(rec.identity.as_deref(), Some("spiffe://cluster.local/ns/prod/sa/api"));
+    // The same issuer with a key outside the JWKS is refused.
+    let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let forged = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_ec_pem(other.serialize_pem().as_bytes()).expect("k"),
+    )
+    .expect("token");
+    let err =
+        ca.client().await.create_certificate(request(&csr, 0, Some(&forged))).await.expect_err("forged");
+    assert_eq!(err.message(), "request authenticate failure (token signature does not verify)");
 }

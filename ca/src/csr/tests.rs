@@ -80,3 +80,32 @@ fn requested_sans_are_rendered_and_checked() {
     }
     assert!(!sans_allowed(&multi.requested_sans, ID));
 }
+
+proptest::proptest! {
+    /// Attacker input never panics: arbitrary bytes, and valid CSRs with bytes flipped.
+    #[test]
+    fn arbitrary_der_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+        let _ = parse_der(&bytes);
+        let _ = parse_pem(&String::from_utf8_lossy(&bytes));
+    }
+
+    #[test]
+    fn mutated_csr_is_rejected_or_still_valid(pos in 0usize..400, xor in 1u8..=255) {
+        let pem = include_str!("testdata/rsa2048.csr");
+        let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).expect("pem");
+        let mut der = block.contents;
+        let i = pos % der.len();
+        der[i] ^= xor;
+        // Either an error value, or (if the flip hit an ignored field) a CSR that still verifies.
+        if let Ok(c) = parse_der(&der) {
+            proptest::prop_assert!(matches!(c.key, KeyKind::Rsa(_)));
+        }
+    }
+
+    #[test]
+    fn spiffe_parse_never_panics_and_round_trips(s in "\\PC{0,80}") {
+        if let Ok(id) = crate::SpiffeId::parse(&s) {
+            proptest::prop_assert_eq!(id.to_string(), s);
+        }
+    }
+}

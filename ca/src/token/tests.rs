@@ -96,3 +96,15 @@ fn base64_url(data: &[u8]) -> String {
     }
     out
 }
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_tokens_are_errors_not_panics(s in "\\PC{0,200}", parts in proptest::collection::vec("[A-Za-z0-9_-]{0,40}", 0..5)) {
+        let (_d, _issuer, verifier) = keys();
+        let joined = parts.join(".");
+        for t in [s.as_str(), joined.as_str()] {
+            let _ = unverified_issuer(t);
+            proptest::prop_assert!(verifier.verify(t, "cluster.local").is_err());
+        }
+    }
+}
