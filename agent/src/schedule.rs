@@ -135,3 +135,23 @@ mod tests {
         assert_eq!(b.next_delay(-1.0), Duration::from_millis(900));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn rotation_lies_within_validity_and_jitter(nb in 0u64..4_000_000_000, life in 1u64..100_000_000, j in -1.0f64..=1.0) {
+            let p = RotationPolicy::default();
+            let (nb, na) = (SystemTime::UNIX_EPOCH + Duration::from_secs(nb), SystemTime::UNIX_EPOCH + Duration::from_secs(nb + life));
+            let at = rotation_time(nb, na, &p, j);
+            prop_assert!(nb <= at && at <= na);
+            let half = nb + Duration::from_secs(life).mul_f64(0.5);
+            let off = if at > half { at.duration_since(half) } else { half.duration_since(at) }.unwrap_or_default();
+            prop_assert!(off.as_secs_f64() <= life as f64 * 0.01 + 1e-6);
+        }
+    }
+}

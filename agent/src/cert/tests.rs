@@ -162,3 +162,22 @@ fn file_credentials() {
         Err(RejectedCert::Key(_))
     ));
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Whatever the CA sends, validation returns an error or a checked SVID, never panics.
+        #[test]
+        fn arbitrary_responses_never_panic(chain in proptest::collection::vec(".{0,200}", 0..4), b64 in "[A-Za-z0-9+/=]{0,400}") {
+            let mut chain = chain;
+            chain.push(format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n"));
+            let (_, key) = generate_csr(&id(), KeyAlgorithm::EcdsaP256).unwrap();
+            let anchors = TrustBundle::default();
+            prop_assert!(validate_response(&chain, key, &id(), &anchors, now()).is_err());
+        }
+    }
+}
