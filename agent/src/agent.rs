@@ -54,7 +54,7 @@ pub struct Agent {
     admin_addr: Option<SocketAddr>,
     metrics: Arc<Metrics>,
     tasks: Vec<JoinHandle<()>>,
-    _sockets: Vec<SocketGuard>,
+    sockets: Vec<SocketGuard>,
 }
 
 impl Drop for Agent {
@@ -139,10 +139,10 @@ impl Agent {
             admin_addr: None,
             metrics: metrics.clone(),
             tasks: vec![source_task],
-            _sockets: Vec::new(),
+            sockets: Vec::new(),
         };
         let (listener, guard) = bind_owner_only(&cfg.socket)?.into_parts();
-        agent._sockets.push(guard);
+        agent.sockets.push(guard);
         let router = tonic::transport::Server::builder()
             .add_service(SdsService::new(rx.clone(), clock, metrics.clone()).into_server())
             .add_service(WorkloadApiServer::new(rx.clone(), metrics.clone()));
@@ -153,7 +153,7 @@ impl Agent {
         }));
         if let Some(path) = &cfg.workload_api_socket {
             let (listener, guard) = bind_owner_only(path)?.into_parts();
-            agent._sockets.push(guard);
+            agent.sockets.push(guard);
             let router = tonic::transport::Server::builder()
                 .add_service(WorkloadApiServer::new(rx.clone(), metrics.clone()));
             agent.tasks.push(tokio::spawn(async move {
