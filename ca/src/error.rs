@@ -67,6 +67,8 @@ pub enum AuthError {
     Malformed(String),
     #[error("token has expired")]
     Expired,
+    #[error("token is not valid yet (nbf in the future)")]
+    NotYetValid,
     #[error("token issuer {0:?} is not trusted")]
     Issuer(String),
     #[error("token audience is not istio-ca")]
@@ -98,6 +100,7 @@ impl CaError {
                 AuthError::CertIdentity(_) => "auth_cert_identity",
                 AuthError::Malformed(_) => "auth_token_malformed",
                 AuthError::Expired => "auth_token_expired",
+                AuthError::NotYetValid => "auth_token_not_yet_valid",
                 AuthError::Issuer(_) => "auth_token_issuer",
                 AuthError::Audience => "auth_token_audience",
                 AuthError::Signature => "auth_token_signature",

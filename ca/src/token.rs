@@ -170,7 +170,8 @@ impl TokenVerifier {
                 Err(e) => {
                     last = match e.kind() {
                         ErrorKind::InvalidSignature => AuthError::Signature,
-                        ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature => AuthError::Expired,
+                        ErrorKind::ExpiredSignature => AuthError::Expired,
+                        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
                         ErrorKind::InvalidIssuer => AuthError::Issuer(self.issuer.clone()),
                         ErrorKind::InvalidAudience => AuthError::Audience,
                         ErrorKind::MissingRequiredClaim(c) if c == "aud" => AuthError::Audience,

@@ -39,6 +39,7 @@ fn token_failure_table() {
     };
     let cases: Vec<(&str, String, AuthError)> = vec![
         ("expired", sign_claims(&issuer, &with("exp", (now - 10).into())), AuthError::Expired),
+        ("not yet valid", sign_claims(&issuer, &with("nbf", (now + 300).into())), AuthError::NotYetValid),
         (
             "wrong audience",
             sign_claims(&issuer, &with("aud", serde_json::json!(["api"]))),
