@@ -2,7 +2,7 @@
 //! into place, so no other user ever sees it with looser permissions.
 
 use std::{
-    os::unix::fs::{FileTypeExt, PermissionsExt},
+    os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt},
     path::{Path, PathBuf},
 };
 
@@ -48,6 +48,14 @@ pub fn bind_owner_only(path: &Path) -> Result<OwnedSocket, ConfigError> {
     }
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().ok_or_else(|| err("has no file name".into()))?;
+    if !dir.exists() {
+        // Like the emptyDir Istio mounts for the socket: created owner-only.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| err(format!("create {}: {e}", dir.display())))?;
+    }
     let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let listener = UnixListener::bind(&tmp).map_err(|e| err(format!("bind: {e}")))?;
@@ -98,5 +106,8 @@ mod tests {
         assert!(!path.exists(), "socket removed on drop");
         std::fs::write(&path, b"x").unwrap();
         assert!(bind_owner_only(&path).is_err(), "regular file is not clobbered");
+        let nested = dir.path().join("a/b/socket");
+        let _s3 = bind_owner_only(&nested).unwrap();
+        assert_eq!(std::fs::metadata(dir.path().join("a/b")).unwrap().permissions().mode() & 0o777, 0o700);
     }
 }
