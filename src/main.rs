@@ -43,6 +43,8 @@ enum Command {
     Crds,
     /// The certificate authority: serve Istio's CA API, mint bootstrap tokens, audit, rotate.
     Ca(commands::ca::CaCommand),
+    /// The workload agent: key and CSR, rotation, Envoy SDS and the SPIFFE Workload API.
+    Agent(commands::agent::AgentCommand),
     /// Policy decisions, as the proxy would make them.
     #[command(subcommand)]
     Authz(AuthzCommand),
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
         Command::Convert { paths, root_namespace } => commands::config::convert(&paths, root_namespace),
         Command::Crds => commands::config::crds(),
         Command::Ca(cmd) => commands::ca::run(cmd),
+        Command::Agent(cmd) => commands::agent::run(cmd),
         Command::Authz(AuthzCommand::Check { config, request, output, root_namespace, trust_domain }) => {
             commands::authz::check(&config, &request, output == Output::Json, root_namespace, trust_domain)
         }
