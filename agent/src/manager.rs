@@ -208,7 +208,10 @@ impl<P: CertificateProvider> CertManager<P> {
                     let rotate_at =
                         rotation_time(received, svid.not_after(), &self.cfg.policy, jitter_sample());
                     let snap = publish(&self.tx, &self.metrics, current.as_deref(), svid, bundle, reason);
-                    next_attempt = self.clock.instant_at(rotate_at);
+                    next_attempt = self
+                        .clock
+                        .instant_at(rotate_at)
+                        .max(Instant::now() + self.cfg.policy.min_renewal_interval);
                     tracing::debug!(rotate_at = %rfc3339(rotate_at), "next rotation scheduled");
                     current = Some(snap);
                     expired = false;

@@ -15,6 +15,9 @@ pub struct RotationPolicy {
     pub backoff_initial: Duration,
     /// Cap of the exponential backoff, also the wait after a non-retryable error.
     pub backoff_max: Duration,
+    /// Least time between two successful renewals, so a CA handing out near-expired certs is
+    /// not asked in a tight loop.
+    pub min_renewal_interval: Duration,
 }
 
 impl Default for RotationPolicy {
@@ -25,6 +28,7 @@ impl Default for RotationPolicy {
             grace_jitter: 0.01,
             backoff_initial: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
+            min_renewal_interval: Duration::from_secs(1),
         }
     }
 }

@@ -24,12 +24,16 @@ impl Drop for Harness {
 }
 
 fn start(lifetime: Duration) -> Harness {
+    start_with(lifetime, RotationPolicy { cert_ttl: lifetime, ..RotationPolicy::default() })
+}
+
+fn start_with(lifetime: Duration, policy: RotationPolicy) -> Harness {
     let clock = Clock::new();
     let ca = Arc::new(FakeCa::new(ID, lifetime, clock));
     let cfg = ManagerConfig {
         identity: WorkloadId::parse(ID).unwrap(),
         key_algorithm: KeyAlgorithm::EcdsaP256,
-        policy: RotationPolicy { cert_ttl: lifetime, ..RotationPolicy::default() },
+        policy,
         anchors: TrustBundle::from_pem(ca.root_pem().as_bytes()).unwrap(),
     };
     let metrics = Arc::new(Metrics::new());
@@ -139,4 +143,15 @@ async fn root_rotation_merges_bundle() {
     assert!(h.metrics.encode().contains("reason=\"root-changed\"} 1"));
     let pem = h.rx.borrow().as_ref().unwrap().bundle.pem();
     assert!(pem.matches("BEGIN CERTIFICATE").count() == 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn rotation_due_on_receipt_does_not_spin() {
+    // Grace ratio 1: every cert is due for rotation the moment it arrives.
+    let policy = RotationPolicy { grace_ratio: 1.0, grace_jitter: 0.0, ..RotationPolicy::default() };
+    let mut h = start_with(Duration::from_secs(3600), policy);
+    first_cert(&mut h).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    // One renewal per min_renewal_interval (1 s), not a tight loop.
+    assert!((9..=12).contains(&h.ca.calls()), "{} calls\n{}", h.ca.calls(), h.metrics.encode());
 }
