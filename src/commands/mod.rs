@@ -2,3 +2,4 @@
 
 pub mod authz;
 pub mod config;
+pub mod proxy;

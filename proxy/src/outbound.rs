@@ -1,0 +1,191 @@
+//! The outbound side: an HTTP proxy for the app (`HTTP_PROXY`): absolute-URI requests and
+//! CONNECT. Each destination is planned by [`MeshState::outbound`](crate::state::MeshState::outbound)
+//! and reached over mTLS (secure naming on the server's SPIFFE ID) or plaintext.
+
+use std::{convert::Infallible, sync::Arc, time::Duration};
+
+use http::{Method, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rustls::pki_types::ServerName;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::{
+    Ctx,
+    identity::SpiffeId,
+    inbound::{Body, HEADER_READ_TIMEOUT, MAX_HEADER_BYTES, local_response, strip_hop_by_hop},
+    io::BoxIo,
+    plan::UpstreamTls,
+    state::OutboundPlan,
+    tls::{CLIENT_ALPN_HTTP1, CLIENT_ALPN_TCP},
+};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why an upstream could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// TCP connect failed or timed out.
+    #[error("connecting to {addr}: {reason}")]
+    Connect {
+        /// Upstream address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The TLS handshake (or secure naming) failed.
+    #[error("mTLS to {addr}: {reason}")]
+    Tls {
+        /// Upstream address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// No certificate yet, or an unsupported DestinationRule mode.
+    #[error("{0}")]
+    NotReady(String),
+}
+
+/// Accepts proxy clients on `listener`.
+pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>) {
+    loop {
+        let (conn, _) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(target: "citadel::outbound", error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let _ = conn.set_nodelay(true);
+            let svc = hyper::service::service_fn(move |req| {
+                let ctx = ctx.clone();
+                async move { Ok::<_, Infallible>(proxy_request(req, ctx).await) }
+            });
+            let r = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(MAX_HEADER_BYTES)
+                .serve_connection(TokioIo::new(conn), svc)
+                .with_upgrades()
+                .await;
+            if let Err(e) = r {
+                tracing::debug!(target: "citadel::outbound", error = %e, "proxy connection ended with an error");
+            }
+        });
+    }
+}
+
+/// Connects to the planned upstream, originating mTLS when planned.
+pub async fn connect(plan: &OutboundPlan, ctx: &Ctx, alpn: &[&[u8]]) -> Result<BoxIo, UpstreamError> {
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&plan.addr))
+        .await
+        .map_err(|_| UpstreamError::Connect { addr: plan.addr.clone(), reason: "timed out".into() })?
+        .map_err(|e| UpstreamError::Connect { addr: plan.addr.clone(), reason: e.to_string() })?;
+    let _ = tcp.set_nodelay(true);
+    match &plan.tls {
+        UpstreamTls::Disable => Ok(Box::new(tcp)),
+        UpstreamTls::Unsupported(m) => {
+            Err(UpstreamError::NotReady(format!("DestinationRule tls.mode {m:?} is not supported yet")))
+        }
+        UpstreamTls::IstioMutual { identities } => {
+            let tls = ctx
+                .tls
+                .borrow()
+                .clone()
+                .ok_or_else(|| UpstreamError::NotReady("no certificate yet".into()))?;
+            let allowed: Vec<SpiffeId> = identities.iter().filter_map(|i| SpiffeId::parse(i).ok()).collect();
+            let cfg = tls.client(allowed, alpn).map_err(|e| UpstreamError::NotReady(e.to_string()))?;
+            let host = plan.addr.rsplit_once(':').map_or(plan.addr.as_str(), |(h, _)| h);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let name = ServerName::try_from(host.to_string())
+                .map_err(|e| UpstreamError::Tls { addr: plan.addr.clone(), reason: e.to_string() })?;
+            let stream = tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                tokio_rustls::TlsConnector::from(cfg).connect(name, tcp),
+            )
+            .await
+            .map_err(|_| UpstreamError::Tls {
+                addr: plan.addr.clone(),
+                reason: "handshake timed out".into(),
+            })?
+            .map_err(|e| UpstreamError::Tls { addr: plan.addr.clone(), reason: e.to_string() })?;
+            Ok(Box::new(stream))
+        }
+    }
+}
+
+fn host_port(authority: &http::uri::Authority, default_port: u16) -> (String, u16) {
+    let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
+    (host, authority.port_u16().unwrap_or(default_port))
+}
+
+async fn proxy_request(mut req: http::Request<Incoming>, ctx: Arc<Ctx>) -> Response<Body> {
+    let Some(authority) = req.uri().authority().cloned() else {
+        return local_response(StatusCode::BAD_REQUEST, "absolute URI or CONNECT required");
+    };
+    let state = ctx.state.borrow().clone();
+    if req.method() == Method::CONNECT {
+        let (host, port) = host_port(&authority, 443);
+        let plan = state.outbound(&host, port);
+        let upstream = match connect(&plan, &ctx, &CLIENT_ALPN_TCP).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::info!(target: "citadel::outbound", error = %e, "CONNECT failed");
+                return local_response(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+            }
+        };
+        tokio::spawn(async move {
+            match hyper::upgrade::on(&mut req).await {
+                Ok(up) => {
+                    let mut client = TokioIo::new(up);
+                    let mut upstream = upstream;
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                }
+                Err(e) => tracing::debug!(target: "citadel::outbound", error = %e, "CONNECT upgrade failed"),
+            }
+        });
+        return Response::new(http_body_util::Empty::new().map_err(|never| match never {}).boxed());
+    }
+    if req.uri().scheme_str() != Some("http") {
+        return local_response(
+            StatusCode::BAD_REQUEST,
+            "only http:// absolute URIs are proxied; use CONNECT for TLS",
+        );
+    }
+    let (host, port) = host_port(&authority, 80);
+    let plan = state.outbound(&host, port);
+    let upstream = match connect(&plan, &ctx, &CLIENT_ALPN_HTTP1).await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::info!(target: "citadel::outbound", error = %e, "upstream failed");
+            return local_response(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        }
+    };
+    // One connection per request for now; pooling keyed by plan is the next step.
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(upstream)).await {
+        Ok(x) => x,
+        Err(e) => return local_response(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+    strip_hop_by_hop(req.headers_mut());
+    if !req.headers().contains_key(header::HOST)
+        && let Ok(v) = http::HeaderValue::from_str(authority.as_str())
+    {
+        req.headers_mut().insert(header::HOST, v);
+    }
+    *req.uri_mut() = path.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
+    match sender.send_request(req).await {
+        Ok(mut r) => {
+            strip_hop_by_hop(r.headers_mut());
+            r.map(BodyExt::boxed)
+        }
+        Err(e) => local_response(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}

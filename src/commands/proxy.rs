@@ -1,0 +1,115 @@
+//! `citadel proxy`: the sidecar. Parses flags into a `proxy::ProxyConfig`, starts the config
+//! and certificate sources, runs until Ctrl-C / SIGTERM.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+
+use anyhow::{Context, bail};
+use crds::{
+    convert::ConvertOptions,
+    snapshot::{ConfigSource, FileSource},
+};
+use proxy::{FileCertSource, InboundPort, MeshSettings, Proxy, ProxyConfig};
+
+/// `citadel proxy` flags.
+#[derive(Debug, clap::Args)]
+pub struct ProxyArgs {
+    /// Istio YAML (files or folders), watched for changes.
+    #[arg(long, required = true)]
+    config: Vec<PathBuf>,
+    /// This workload: the WorkloadEntry `NAMESPACE/NAME` in the config.
+    #[arg(long)]
+    workload: String,
+    /// `PORT=APP_ADDR`: serve workload port PORT (on the workload address) for the app at APP_ADDR.
+    #[arg(long, value_parser = parse_inbound)]
+    inbound: Vec<InboundPort>,
+    /// Outbound HTTP proxy listener (for the app's `HTTP_PROXY`).
+    #[arg(long)]
+    outbound: Option<SocketAddr>,
+    /// Admin listener (`/ready`, `/config_dump`, `/stats/prometheus`, `/certs`).
+    #[arg(long, default_value = "127.0.0.1:15000")]
+    admin: SocketAddr,
+    /// Agent SDS socket (`default` and `ROOTCA`).
+    #[arg(long, conflicts_with = "cert_dir")]
+    sds: Option<PathBuf>,
+    /// File-mounted certs: `cert-chain.pem`, `key.pem`, `root-cert.pem`, re-read on change.
+    #[arg(long)]
+    cert_dir: Option<PathBuf>,
+    /// Namespace that holds mesh-wide policies.
+    #[arg(long, default_value = "istio-system")]
+    root_namespace: String,
+    #[arg(long, default_value = "cluster.local")]
+    trust_domain: String,
+}
+
+fn parse_inbound(s: &str) -> Result<InboundPort, String> {
+    let (port, app) = s.split_once('=').ok_or("expected PORT=APP_ADDR")?;
+    let port: u16 = port.parse().map_err(|e| format!("port {port:?}: {e}"))?;
+    let app: SocketAddr = app.parse().map_err(|e| format!("app address {app:?}: {e}"))?;
+    Ok(InboundPort { port, listen: None, app })
+}
+
+/// Runs the proxy until interrupted.
+pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+    let (namespace, name) = args.workload.split_once('/').context("--workload must be NAMESPACE/NAME")?;
+    let cfg = ProxyConfig {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        mesh: MeshSettings {
+            root_namespace: args.root_namespace.clone(),
+            trust_domain: args.trust_domain.clone(),
+            auto_mtls: true,
+        },
+        inbound: args.inbound,
+        outbound: args.outbound,
+        admin: Some(args.admin),
+    };
+    tracing::info!(target: "citadel::proxy", config = ?cfg, "starting");
+    let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    rt.block_on(async move {
+        let source =
+            FileSource::start(args.config.clone(), ConvertOptions { root_namespace: args.root_namespace })
+                .context("watching the config")?;
+        let certs = match (&args.cert_dir, &args.sds) {
+            (Some(dir), _) => FileCertSource::start(dir.clone(), Duration::from_secs(1))
+                .with_context(|| format!("reading certs from {}", dir.display()))?,
+            (None, Some(_)) => bail!("the SDS client is not implemented yet; use --cert-dir"),
+            (None, None) => bail!("one of --cert-dir or --sds is required"),
+        };
+        let proxy =
+            Proxy::start(cfg, source.subscribe(), certs.subscribe()).await.context("starting the proxy")?;
+        // One line for scripts and tests: where everything is bound.
+        let inbound: Vec<_> =
+            proxy.inbound.iter().map(|(p, a)| serde_json::json!({"port": p, "addr": a})).collect();
+        println!(
+            "{}",
+            serde_json::json!({"inbound": inbound, "outbound": proxy.outbound, "admin": proxy.admin})
+        );
+        shutdown_signal().await;
+        drop(Arc::new(proxy));
+        drop(certs);
+        drop(source);
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
