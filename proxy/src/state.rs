@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
 use authz::{Engine, MeshInputs, MtlsMode, PathNormalization, WorkloadPolicy};
 use crds::{
     snapshot::Snapshot,
-    types::networking::{ClientTlsMode, DestinationRule, WorkloadEntry},
+    types::networking::{ClientTlsMode, DestinationRule, ServiceEntry, WorkloadEntry},
 };
 use serde::Serialize;
 use tokio::sync::watch;
@@ -102,6 +102,7 @@ pub struct MeshState {
     settings: MeshSettings,
     engine: Engine,
     workloads: Vec<Workload>,
+    services: Vec<ServiceEntry>,
     destination_rules: Vec<DestinationRule>,
 }
 
@@ -153,6 +154,7 @@ impl MeshState {
             settings: settings.clone(),
             engine,
             workloads,
+            services: snap.service_entries().cloned().collect(),
             destination_rules: snap.destination_rules().cloned().collect(),
         })
     }
@@ -172,23 +174,55 @@ impl MeshState {
         select_protocol(self.workload.ports.get(&port).map_or("", String::as_str), None)
     }
 
-    /// Plans an outbound connection to `host:port`: the registry's workload at that address
-    /// decides auto mTLS and the expected identity; a DestinationRule for the host overrides.
+    /// Plans an outbound connection to `host:port`. A ServiceEntry host resolves to the first
+    /// WorkloadEntry its `workloadSelector` selects (port via `targetPort` or the port name); an
+    /// address resolves to the WorkloadEntry with that address. The destination workload decides
+    /// auto mTLS and the expected identity; a DestinationRule for the host overrides.
     pub fn outbound(&self, host: &str, port: u16) -> OutboundPlan {
-        let dest = self.workloads.iter().find(|w| !w.address.is_empty() && w.address == host);
+        let (dest, dest_port) = self.resolve(host, port);
         let dr_mode = self.destination_rule_tls(host, port);
         let (has_sidecar, dest_mode, identities) = match dest {
             Some(w) => {
-                let mode = self.engine.workload(&w.namespace, &w.labels).peer.mode_for_port(port);
+                let mode = self.engine.workload(&w.namespace, &w.labels).peer.mode_for_port(dest_port);
                 (w.has_sidecar(), Some(mode), vec![w.identity(&self.settings.trust_domain).to_string()])
             }
             None => (false, None, Vec::new()),
         };
+        let addr_host = dest.map_or(host, |w| w.address.as_str());
         OutboundPlan {
-            addr: if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") },
+            addr: if addr_host.contains(':') {
+                format!("[{addr_host}]:{dest_port}")
+            } else {
+                format!("{addr_host}:{dest_port}")
+            },
             workload: dest.map(|w| format!("{}/{}", w.namespace, w.name)),
             tls: upstream_tls(dr_mode, self.settings.auto_mtls, has_sidecar, dest_mode, identities),
         }
+    }
+
+    /// The destination workload and port for `host:port`.
+    fn resolve(&self, host: &str, port: u16) -> (Option<&Workload>, u16) {
+        for se in &self.services {
+            if !se.spec.hosts.iter().any(|h| h == host) {
+                continue;
+            }
+            let ns = se.metadata.namespace.as_deref().unwrap_or("default");
+            let Some(sel) = se.spec.workload_selector.as_ref() else { continue };
+            let Some(w) = self.workloads.iter().find(|w| {
+                w.namespace == ns
+                    && !w.address.is_empty()
+                    && sel.labels.iter().all(|(k, v)| w.labels.get(k) == Some(v))
+            }) else {
+                continue;
+            };
+            let sp = se.spec.ports.iter().find(|p| p.number == u32::from(port));
+            let target = sp
+                .and_then(|p| u16::try_from(p.target_port).ok().filter(|t| *t != 0))
+                .or_else(|| sp.and_then(|p| w.ports.iter().find(|(_, n)| **n == p.name).map(|(num, _)| *num)))
+                .unwrap_or(port);
+            return (Some(w), target);
+        }
+        (self.workloads.iter().find(|w| !w.address.is_empty() && w.address == host), port)
     }
 
     /// `tls.mode` of the DestinationRule for `host` (exact host match), port-level first.

@@ -1,0 +1,226 @@
+//! Inbound side against real peers: curl and openssl s_client with SPIFFE client certs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::{net::SocketAddr, process::Stdio, time::Duration};
+
+use support::*;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+/// httpbin: STRICT except 8001 (http-alt), 7000 (web) and 9000 (tcp-echo), which are
+/// PERMISSIVE; `/deny` is denied by an AuthorizationPolicy.
+const POLICIES: &str = r#"
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: httpbin, namespace: default}
+spec:
+  selector: {matchLabels: {app: httpbin}}
+  mtls: {mode: STRICT}
+  portLevelMtls:
+    8001: {mode: PERMISSIVE}
+    7000: {mode: PERMISSIVE}
+    9000: {mode: PERMISSIVE}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-path, namespace: default}
+spec:
+  selector: {matchLabels: {app: httpbin}}
+  action: DENY
+  # Ports keep this DENY off the TCP port: on TCP its HTTP-only fields are dropped (§5.4).
+  rules: [{to: [{operation: {ports: ["8000", "8001", "7000"], paths: ["/deny"]}}]}]
+"#;
+
+const DENY_TCP: &str = r#"
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-tcp, namespace: default}
+spec:
+  selector: {matchLabels: {app: httpbin}}
+  action: DENY
+  rules: [{to: [{operation: {ports: ["9000"]}}]}]
+"#;
+
+async fn setup() -> (Mesh, Running, std::path::PathBuf) {
+    let mesh = Mesh::new(POLICIES);
+    let app = echo_app().await;
+    let tcp = tcp_echo().await;
+    let run =
+        start_proxy(&mesh, "httpbin", HTTPBIN, &[(8000, app), (8001, app), (7000, app), (9000, tcp)]).await;
+    let client = mesh.certs("sleep", SLEEP);
+    (mesh, run, client)
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_port_with_curl() {
+    let (_mesh, run, client) = setup().await;
+    let url = format!("https://{}/headers?x=1", run.port(8000));
+    let certs = client_cert_args(&client);
+    let certs: Vec<&str> = certs.iter().map(String::as_str).collect();
+
+    for version in ["--http1.1", "--http2"] {
+        let mut args = certs.clone();
+        args.extend([version, "-w", "\n%{http_code}", url.as_str()]);
+        let (code, out) = curl(&args).await;
+        assert_eq!(code, 0, "{version}: {out}");
+        let (body, status) = out.rsplit_once('\n').unwrap();
+        assert_eq!(status, "200", "{version}: {out}");
+        let h = json(body);
+        let xfcc = h["x-forwarded-client-cert"].as_str().unwrap();
+        assert!(xfcc.starts_with(&format!("By={HTTPBIN};Hash=")), "{xfcc}");
+        assert!(xfcc.ends_with(&format!(";Subject=\"\";URI={SLEEP}")), "{xfcc}");
+        assert_eq!(h["x-request-id"].as_str().unwrap().len(), 36);
+        assert_eq!(h["x-app-path"], "/headers?x=1");
+        // Port named `http`: the app gets HTTP/1.1 whatever the client spoke.
+        assert_eq!(h["x-app-version"], "HTTP/1.1");
+    }
+
+    // AuthorizationPolicy DENY: Envoy's body.
+    let mut args = certs.clone();
+    let deny = format!("https://{}/deny", run.port(8000));
+    args.extend(["-w", "\n%{http_code}", deny.as_str()]);
+    let (_, out) = curl(&args).await;
+    assert_eq!(out, "RBAC: access denied\n403");
+
+    // No client certificate: the handshake fails.
+    let (code, _) = curl(&["-k", url.as_str()]).await;
+    assert_ne!(code, 0);
+    // Plaintext on a STRICT port: refused.
+    let (code, _) = curl(&[format!("http://{}/", run.port(8000)).as_str()]).await;
+    assert_ne!(code, 0);
+    // A client cert from another CA: refused.
+    let other = support::ca::TestCa::new("evil");
+    let dir = tempfile::tempdir().unwrap();
+    other.issue(SLEEP).write_to(dir.path());
+    let evil = client_cert_args(dir.path());
+    let mut args: Vec<&str> = evil.iter().map(String::as_str).collect();
+    args.push(url.as_str());
+    let (code, _) = curl(&args).await;
+    assert_ne!(code, 0);
+}
+
+/// `openssl s_client` speaking HTTP/1.1 with `extra` flags; returns its stdout.
+async fn openssl(addr: SocketAddr, client: &std::path::Path, extra: &[&str]) -> String {
+    let mut child = tokio::process::Command::new("openssl")
+        .arg("s_client")
+        .args(["-connect", &addr.to_string(), "-quiet", "-no_ign_eof"])
+        .args(["-cert", &client.join("cert-chain.pem").display().to_string()])
+        .args(["-key", &client.join("key.pem").display().to_string()])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("openssl is installed");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"GET /openssl HTTP/1.1\r\nHost: httpbin\r\nConnection: close\r\n\r\n").await.unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output()).await.unwrap().unwrap();
+    drop(stdin);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openssl_peers_and_tls_floor() {
+    let (_mesh, run, client) = setup().await;
+    let strict = run.port(8000);
+    let out = openssl(strict, &client, &["-alpn", "istio-http/1.1"]).await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.contains(SLEEP), "{out}");
+    let out = openssl(strict, &client, &["-tls1_3"]).await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    let out = openssl(strict, &client, &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"]).await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    // Below TLS 1.2, and non-AEAD suites: no handshake.
+    for bad in [&["-tls1_1"][..], &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA"]]
+    {
+        let out = openssl(strict, &client, bad).await;
+        assert!(out.is_empty(), "{bad:?}: {out}");
+    }
+    // PERMISSIVE: a ClientHello with an Istio ALPN is terminated as mTLS.
+    let out = openssl(run.port(8001), &client, &["-alpn", "istio"]).await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.contains("x-forwarded-client-cert"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permissive_port_serves_plaintext_and_survives_bad_input() {
+    let (_mesh, run, _client) = setup().await;
+    for port in [8001, 7000] {
+        let url = format!("http://{}/plain", run.port(port));
+        let (code, out) = curl(&["-w", "\n%{http_code}", url.as_str()]).await;
+        assert_eq!(code, 0, "{out}");
+        let (body, status) = out.rsplit_once('\n').unwrap();
+        assert_eq!(status, "200");
+        assert!(json(body).get("x-forwarded-client-cert").is_none(), "plaintext has no XFCC: {body}");
+    }
+    let addr = run.port(8001);
+    // Garbage where a ClientHello should be: closed, no panic.
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(&[0x16, 0x03, 0x01, 0x00, 0x08, 1, 0, 0, 9, 9, 9, 9, 9]).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut buf)).await.unwrap();
+    // Malformed HTTP: 400.
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost x\r\n\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut buf)).await.unwrap();
+    assert!(buf.starts_with(b"HTTP/1.1 400"), "{}", String::from_utf8_lossy(&buf));
+    // Headers over 60 KiB: 431.
+    let big = format!("x-big: {}", "a".repeat(70 * 1024));
+    let url = format!("http://{addr}/");
+    let (_, out) = curl(&["-H", big.as_str(), "-w", "%{http_code}", "-o", "/dev/null", url.as_str()]).await;
+    assert_eq!(out, "431");
+    // Still serving.
+    let (code, _) = curl(&[url.as_str()]).await;
+    assert_eq!(code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_port_authz_and_live_recheck() {
+    let (mesh, run, _client) = setup().await;
+    let addr = run.port(9000);
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"ping").await.unwrap();
+    let mut buf = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(5), c.read_exact(&mut buf)).await.unwrap().unwrap();
+    assert_eq!(&buf, b"ping");
+
+    // New policy denies port 9000: the live connection is closed...
+    mesh.set_policies(&format!("{POLICIES}{DENY_TCP}"));
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut rest)).await.unwrap();
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    // ...and new connections are closed without reaching the app.
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    let _ = c.write_all(b"ping").await;
+    let mut rest = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut rest)).await.unwrap();
+    assert!(rest.is_empty(), "{r:?} {rest:?}");
+
+    // Metrics carry Istio's names.
+    let admin = run.proxy.admin.unwrap();
+    let (_, m) = curl(&[format!("http://{admin}/stats/prometheus").as_str()]).await;
+    assert!(m.contains("istio_tcp_connections_opened_total{reporter=\"destination\""), "{m}");
+    let (_, dump) = curl(&[format!("http://{admin}/config_dump").as_str()]).await;
+    let dump = json(&dump);
+    let modes: Vec<_> = dump["inbound"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["port"].clone(), p["mtlsMode"].clone()))
+        .collect();
+    assert!(modes.contains(&(8000.into(), "STRICT".into())), "{modes:?}");
+    assert!(modes.contains(&(9000.into(), "PERMISSIVE".into())), "{modes:?}");
+    let (_, ready) = curl(&[format!("http://{admin}/ready").as_str()]).await;
+    assert_eq!(ready, "LIVE\n");
+}
