@@ -19,6 +19,7 @@ pub mod log;
 pub mod metrics;
 pub mod outbound;
 pub mod plan;
+pub mod sds;
 pub mod state;
 pub mod tls;
 

@@ -1,14 +1,14 @@
 //! `citadel proxy`: the sidecar. Parses flags into a `proxy::ProxyConfig`, starts the config
 //! and certificate sources, runs until Ctrl-C / SIGTERM.
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{Context, bail};
 use crds::{
     convert::ConvertOptions,
     snapshot::{ConfigSource, FileSource},
 };
-use proxy::{FileCertSource, InboundPort, MeshSettings, Proxy, ProxyConfig};
+use proxy::{FileCertSource, InboundPort, MeshSettings, Proxy, ProxyConfig, sds::SdsCertSource};
 
 /// `citadel proxy` flags.
 #[derive(Debug, clap::Args)]
@@ -58,9 +58,10 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         )
         .try_init();
     let (namespace, name) = args.workload.split_once('/').context("--workload must be NAMESPACE/NAME")?;
+    let (namespace, name) = (namespace.to_string(), name.to_string());
     let cfg = ProxyConfig {
-        namespace: namespace.to_string(),
-        name: name.to_string(),
+        namespace: namespace.clone(),
+        name: name.clone(),
         mesh: MeshSettings {
             root_namespace: args.root_namespace.clone(),
             trust_domain: args.trust_domain.clone(),
@@ -76,14 +77,24 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         let source =
             FileSource::start(args.config.clone(), ConvertOptions { root_namespace: args.root_namespace })
                 .context("watching the config")?;
-        let certs = match (&args.cert_dir, &args.sds) {
-            (Some(dir), _) => FileCertSource::start(dir.clone(), Duration::from_secs(1))
-                .with_context(|| format!("reading certs from {}", dir.display()))?,
-            (None, Some(_)) => bail!("the SDS client is not implemented yet; use --cert-dir"),
+        // Either source publishes on the same kind of watch; keep the source alive with the proxy.
+        let (certs, creds): (Box<dyn std::any::Any>, _) = match (&args.cert_dir, &args.sds) {
+            (Some(dir), _) => {
+                let s = FileCertSource::start(dir.clone(), Duration::from_secs(1))
+                    .with_context(|| format!("reading certs from {}", dir.display()))?;
+                let rx = s.subscribe();
+                (Box::new(s), rx)
+            }
+            (None, Some(socket)) => {
+                // Istio's node ID shape: sidecar~IP~POD.NS~NS.svc.cluster.local.
+                let node = format!("sidecar~0.0.0.0~{name}.{namespace}~{namespace}.svc.cluster.local");
+                let s = SdsCertSource::start(socket.clone(), node);
+                let rx = s.subscribe();
+                (Box::new(s), rx)
+            }
             (None, None) => bail!("one of --cert-dir or --sds is required"),
         };
-        let proxy =
-            Proxy::start(cfg, source.subscribe(), certs.subscribe()).await.context("starting the proxy")?;
+        let proxy = Proxy::start(cfg, source.subscribe(), creds).await.context("starting the proxy")?;
         // One line for scripts and tests: where everything is bound.
         let inbound: Vec<_> =
             proxy.inbound.iter().map(|(p, a)| serde_json::json!({"port": p, "addr": a})).collect();
@@ -92,7 +103,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
             serde_json::json!({"inbound": inbound, "outbound": proxy.outbound, "admin": proxy.admin})
         );
         shutdown_signal().await;
-        drop(Arc::new(proxy));
+        drop(proxy);
         drop(certs);
         drop(source);
         Ok(ExitCode::SUCCESS)

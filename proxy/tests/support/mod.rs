@@ -137,7 +137,7 @@ impl Mesh {
 pub struct Running {
     pub proxy: Proxy,
     _source: FileSource,
-    _certs: proxy::FileCertSource,
+    _certs: Box<dyn std::any::Any + Send>,
 }
 
 impl Running {
@@ -148,10 +148,22 @@ impl Running {
 
 /// Starts the proxy for `ns/name` with `inbound` (workload port, app) on random local ports.
 pub async fn start_proxy(mesh: &Mesh, name: &str, uri: &str, inbound: &[(u16, SocketAddr)]) -> Running {
+    let certs = proxy::FileCertSource::start(mesh.certs(name, uri), Duration::from_millis(100)).unwrap();
+    let rx = certs.subscribe();
+    start_proxy_with(mesh, name, Box::new(certs), rx, inbound).await
+}
+
+/// Starts the proxy with credentials from `creds` (`keep` is kept alive with it).
+pub async fn start_proxy_with(
+    mesh: &Mesh,
+    name: &str,
+    keep: Box<dyn std::any::Any + Send>,
+    creds: proxy::CredentialsRx,
+    inbound: &[(u16, SocketAddr)],
+) -> Running {
     let source =
         FileSource::start(vec![mesh.config_dir()], ConvertOptions { root_namespace: "istio-system".into() })
             .unwrap();
-    let certs = proxy::FileCertSource::start(mesh.certs(name, uri), Duration::from_millis(100)).unwrap();
     let cfg = ProxyConfig {
         namespace: "default".into(),
         name: name.into(),
@@ -167,10 +179,10 @@ pub async fn start_proxy(mesh: &Mesh, name: &str, uri: &str, inbound: &[(u16, So
         outbound: Some("127.0.0.1:0".parse().unwrap()),
         admin: Some("127.0.0.1:0".parse().unwrap()),
     };
-    let proxy = Proxy::start(cfg, source.subscribe(), certs.subscribe()).await.unwrap();
+    let proxy = Proxy::start(cfg, source.subscribe(), creds).await.unwrap();
     let mut tls = proxy.ctx.tls.clone();
     tokio::time::timeout(Duration::from_secs(5), tls.wait_for(Option::is_some)).await.unwrap().unwrap();
-    Running { proxy, _source: source, _certs: certs }
+    Running { proxy, _source: source, _certs: keep }
 }
 
 /// Runs `curl` with `args`; returns (exit code, stdout).
