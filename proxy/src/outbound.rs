@@ -98,6 +98,10 @@ pub async fn connect(plan: &OutboundPlan, ctx: &Ctx, alpn: &[&[u8]]) -> Result<B
                 .clone()
                 .ok_or_else(|| UpstreamError::NotReady("no certificate yet".into()))?;
             let allowed: Vec<SpiffeId> = identities.iter().filter_map(|i| SpiffeId::parse(i).ok()).collect();
+            // Never widen secure naming to "anyone in the trust domain" because names did not parse.
+            if allowed.is_empty() && !identities.is_empty() {
+                return Err(UpstreamError::NotReady(format!("no valid SPIFFE ID among {identities:?}")));
+            }
             let cfg = tls.client(allowed, alpn).map_err(|e| UpstreamError::NotReady(e.to_string()))?;
             let host = plan.addr.rsplit_once(':').map_or(plan.addr.as_str(), |(h, _)| h);
             let host = host.trim_start_matches('[').trim_end_matches(']');

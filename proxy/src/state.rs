@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
 use authz::{Engine, MeshInputs, MtlsMode, PathNormalization, WorkloadPolicy};
 use crds::{
     snapshot::Snapshot,
-    types::networking::{ClientTlsMode, DestinationRule, ServiceEntry, WorkloadEntry},
+    types::networking::{ClientTlsSettings, DestinationRule, ServiceEntry, WorkloadEntry},
 };
 use serde::Serialize;
 use tokio::sync::watch;
@@ -180,14 +180,19 @@ impl MeshState {
     /// auto mTLS and the expected identity; a DestinationRule for the host overrides.
     pub fn outbound(&self, host: &str, port: u16) -> OutboundPlan {
         let (dest, dest_port) = self.resolve(host, port);
-        let dr_mode = self.destination_rule_tls(host, port);
-        let (has_sidecar, dest_mode, identities) = match dest {
+        let dr = self.destination_rule_tls(host, port);
+        let dr_mode = dr.map(|t| t.mode.unwrap_or_default());
+        let (has_sidecar, dest_mode, mut identities) = match dest {
             Some(w) => {
                 let mode = self.engine.workload(&w.namespace, &w.labels).peer.mode_for_port(dest_port);
                 (w.has_sidecar(), Some(mode), vec![w.identity(&self.settings.trust_domain).to_string()])
             }
             None => (false, None, Vec::new()),
         };
+        // §3.4: the DestinationRule's subjectAltNames replace the service-account identities.
+        if let Some(sans) = dr.map(|t| &t.subject_alt_names).filter(|s| !s.is_empty()) {
+            identities = sans.clone();
+        }
         let addr_host = dest.map_or(host, |w| w.address.as_str());
         OutboundPlan {
             addr: if addr_host.contains(':') {
@@ -225,8 +230,8 @@ impl MeshState {
         (self.workloads.iter().find(|w| !w.address.is_empty() && w.address == host), port)
     }
 
-    /// `tls.mode` of the DestinationRule for `host` (exact host match), port-level first.
-    fn destination_rule_tls(&self, host: &str, port: u16) -> Option<ClientTlsMode> {
+    /// TLS settings of the DestinationRule for `host` (exact host match), port-level first.
+    fn destination_rule_tls(&self, host: &str, port: u16) -> Option<&ClientTlsSettings> {
         let dr = self.destination_rules.iter().find(|d| d.spec.host == host)?;
         let tp = dr.spec.traffic_policy.as_ref()?;
         let port_level = tp
@@ -234,7 +239,7 @@ impl MeshState {
             .iter()
             .find(|p| p.port.as_ref().is_some_and(|s| s.number == u32::from(port)))
             .and_then(|p| p.tls.as_ref());
-        port_level.or(tp.tls.as_ref()).map(|t| t.mode.unwrap_or_default())
+        port_level.or(tp.tls.as_ref())
     }
 
     /// `/config_dump` content.
@@ -290,3 +295,6 @@ pub fn follow(
     });
     Ok(rx)
 }
+
+#[cfg(test)]
+mod tests;
