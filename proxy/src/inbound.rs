@@ -207,7 +207,7 @@ async fn serve_http(io: BoxIo, info: PeerInfo, target: InboundTarget, ctx: Arc<C
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX))
         .max_concurrent_streams(1024);
-    if let Err(e) = builder.serve_connection(TokioIo::new(io), svc).await {
+    if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(io), svc).await {
         tracing::debug!(target: "citadel::inbound", error = %e, "HTTP connection ended with an error");
     }
 }
@@ -404,9 +404,13 @@ async fn forward(
     target: InboundTarget,
     ctx: &Ctx,
     protocol: Protocol,
-) -> Result<Response<Body>, hyper_util::client::legacy::Error> {
+) -> Result<Response<Body>, BoxError> {
     let authority = req.uri().authority().cloned();
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+    // HTTP/1.1 Upgrade (WebSocket and others): keep the two headers stripping would remove.
+    let upgrade = (req.version() == http::Version::HTTP_11)
+        .then(|| req.headers().get(header::UPGRADE).cloned())
+        .flatten();
     strip_hop_by_hop(req.headers_mut());
     if !req.headers().contains_key(header::HOST)
         && let Some(v) = authority.and_then(|a| HeaderValue::from_str(a.as_str()).ok())
@@ -428,6 +432,12 @@ async fn forward(
     {
         req.headers_mut().insert("x-request-id", v);
     }
+    if let Some(up) = upgrade {
+        req.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        req.headers_mut().insert(header::UPGRADE, up);
+        *req.uri_mut() = path.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
+        return forward_upgrade(req, target.app).await;
+    }
     let h2 = protocol == Protocol::Http2
         || (protocol == Protocol::Unknown && req.version() == http::Version::HTTP_2);
     let uri = format!("http://{}{}", target.app, path);
@@ -440,6 +450,35 @@ async fn forward(
         &ctx.app_h1
     };
     let mut resp = client.request(req).await?;
+    strip_hop_by_hop(resp.headers_mut());
+    Ok(resp.map(BodyExt::boxed))
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An Upgrade request on its own app connection: on `101` both sides are upgraded and the bytes
+/// copied until either closes.
+async fn forward_upgrade(
+    mut req: http::Request<Incoming>,
+    app: SocketAddr,
+) -> Result<Response<Body>, BoxError> {
+    let downstream = hyper::upgrade::on(&mut req);
+    let tcp = TcpStream::connect(app).await?;
+    let _ = tcp.set_nodelay(true);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    let mut resp = sender.send_request(req).await?;
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let upstream = hyper::upgrade::on(&mut resp);
+        tokio::spawn(async move {
+            if let (Ok(d), Ok(u)) = tokio::join!(downstream, upstream) {
+                let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(d), &mut TokioIo::new(u)).await;
+            }
+        });
+        return Ok(resp.map(BodyExt::boxed));
+    }
     strip_hop_by_hop(resp.headers_mut());
     Ok(resp.map(BodyExt::boxed))
 }

@@ -224,3 +224,31 @@ async fn tcp_port_authz_and_live_recheck() {
     let (_, ready) = curl(&[format!("http://{admin}/ready").as_str()]).await;
     assert_eq!(ready, "LIVE\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_upgrade_and_http2_app_port() {
+    let mesh = Mesh::new(POLICIES);
+    let ws = upgrade_app().await;
+    let app = echo_app().await;
+    // 8001 is PERMISSIVE `http-alt`; 7000 (`web`, sniffed) stands in for a gRPC port below.
+    let run = start_proxy(&mesh, "httpbin", HTTPBIN, &[(8001, ws), (7000, app)]).await;
+    let mut c = TcpStream::connect(run.port(8001)).await.unwrap();
+    c.write_all(b"GET /ws HTTP/1.1\r\nHost: httpbin\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = vec![0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut head)).await.unwrap().unwrap();
+    let head = String::from_utf8_lossy(&head[..n]).to_string();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("upgrade: websocket"), "{head}");
+    c.write_all(b"frames").await.unwrap();
+    let mut buf = [0u8; 6];
+    tokio::time::timeout(Duration::from_secs(5), c.read_exact(&mut buf)).await.unwrap().unwrap();
+    assert_eq!(&buf, b"frames");
+
+    // h2c prior knowledge on a sniffed port: the app is spoken to with HTTP/2.
+    let url = format!("http://{}/grpc.Echo/Say", run.port(7000));
+    let (code, out) = curl(&["--http2-prior-knowledge", url.as_str()]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(json(&out)["x-app-version"], "HTTP/2.0", "{out}");
+}
