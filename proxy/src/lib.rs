@@ -80,6 +80,7 @@ pub struct Ctx {
     pub metrics: Arc<metrics::Metrics>,
     app_h1: Client<HttpConnector, Incoming>,
     app_h2: Client<HttpConnector, Incoming>,
+    pool: outbound::Pool,
 }
 
 /// A running proxy; dropping it stops every listener.
@@ -131,6 +132,7 @@ impl Proxy {
             metrics: Arc::new(metrics::Metrics::default()),
             app_h1: Client::builder(executor.clone()).build(connector.clone()),
             app_h2: Client::builder(executor).http2_only(true).build(connector),
+            pool: outbound::Pool::default(),
         });
         let workload_ip: IpAddr = address.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let mut tasks = Vec::new();

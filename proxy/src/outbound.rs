@@ -2,11 +2,16 @@
 //! CONNECT. Each destination is planned by [`MeshState::outbound`](crate::state::MeshState::outbound)
 //! and reached over mTLS (secure naming on the server's SPIFFE ID) or plaintext.
 
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use http::{Method, Response, StatusCode, header};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::{body::Incoming, client::conn::http1::SendRequest};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
 use tokio::net::{TcpListener, TcpStream};
@@ -45,6 +50,43 @@ pub enum UpstreamError {
     /// No certificate yet, or an unsupported DestinationRule mode.
     #[error("{0}")]
     NotReady(String),
+}
+
+/// Idle HTTP/1.1 upstream connections, keyed by address and transport security (so a connection
+/// made for one set of accepted identities is never reused for another).
+#[derive(Debug, Default)]
+pub struct Pool {
+    idle: Mutex<HashMap<String, Vec<SendRequest<Incoming>>>>,
+}
+
+/// Idle connections kept per key.
+const MAX_IDLE_PER_KEY: usize = 64;
+
+impl Pool {
+    /// The pool key of a plan.
+    pub fn key(&self, plan: &OutboundPlan) -> String {
+        format!("{}|{:?}", plan.addr, plan.tls)
+    }
+
+    fn take(&self, key: &str) -> Option<SendRequest<Incoming>> {
+        let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let list = idle.get_mut(key)?;
+        while let Some(s) = list.pop() {
+            if s.is_ready() {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    fn put(&self, key: String, sender: SendRequest<Incoming>) {
+        let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let list = idle.entry(key).or_default();
+        list.retain(|s| !s.is_closed());
+        if list.len() < MAX_IDLE_PER_KEY {
+            list.push(sender);
+        }
+    }
 }
 
 /// Accepts proxy clients on `listener`.
@@ -162,21 +204,27 @@ async fn proxy_request(mut req: http::Request<Incoming>, ctx: Arc<Ctx>) -> Respo
     }
     let (host, port) = host_port(&authority, 80);
     let plan = state.outbound(&host, port);
-    let upstream = match connect(&plan, &ctx, &CLIENT_ALPN_HTTP1).await {
-        Ok(u) => u,
-        Err(e) => {
-            tracing::info!(target: "citadel::outbound", error = %e, "upstream failed");
-            return local_response(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+    let key = ctx.pool.key(&plan);
+    let mut sender = match ctx.pool.take(&key) {
+        Some(s) => s,
+        None => {
+            let upstream = match connect(&plan, &ctx, &CLIENT_ALPN_HTTP1).await {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::info!(target: "citadel::outbound", error = %e, "upstream failed");
+                    return local_response(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+                }
+            };
+            let (sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(upstream)).await {
+                Ok(x) => x,
+                Err(e) => return local_response(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            };
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            sender
         }
     };
-    // One connection per request for now; pooling keyed by plan is the next step.
-    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(upstream)).await {
-        Ok(x) => x,
-        Err(e) => return local_response(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    };
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
     strip_hop_by_hop(req.headers_mut());
     if !req.headers().contains_key(header::HOST)
@@ -185,7 +233,15 @@ async fn proxy_request(mut req: http::Request<Incoming>, ctx: Arc<Ctx>) -> Respo
         req.headers_mut().insert(header::HOST, v);
     }
     *req.uri_mut() = path.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
-    match sender.send_request(req).await {
+    let sent = sender.send_request(req).await;
+    // Back to the pool once the response body is done and the connection can take another.
+    let pool = ctx.clone();
+    tokio::spawn(async move {
+        if sender.ready().await.is_ok() {
+            pool.pool.put(key, sender);
+        }
+    });
+    match sent {
         Ok(mut r) => {
             strip_hop_by_hop(r.headers_mut());
             r.map(BodyExt::boxed)

@@ -91,3 +91,22 @@ spec:
     let (_, out) = curl(&["-x", proxy.as_str(), "-w", "%{http_code}", "-o", "/dev/null", url.as_str()]).await;
     assert_eq!(out, "503");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_pooled() {
+    let mesh = Mesh::new("");
+    let app = echo_app().await;
+    let client = start_proxy(&mesh, "sleep", SLEEP, &[]).await;
+    let proxy = format!("http://{}", client.proxy.outbound.unwrap());
+    // `localhost` is not in the registry: plaintext, straight to the app.
+    let url = format!("http://localhost:{}/pooled", app.port());
+    let mut peers = Vec::new();
+    for _ in 0..3 {
+        let (code, out) = curl(&["-x", proxy.as_str(), url.as_str()]).await;
+        assert_eq!(code, 0, "{out}");
+        let h: serde_json::Value = serde_json::from_str(&out).unwrap();
+        peers.push(h["x-app-peer"].as_str().unwrap().to_string());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(peers.windows(2).all(|w| w[0] == w[1]), "one upstream connection for three requests: {peers:?}");
+}

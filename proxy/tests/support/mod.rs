@@ -52,16 +52,17 @@ pub async fn echo_app() -> SocketAddr {
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((c, _)) = l.accept().await else { return };
+            let Ok((c, peer)) = l.accept().await else { return };
             tokio::spawn(async move {
                 let svc =
-                    hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| async move {
                         let mut m = serde_json::Map::new();
                         for (n, v) in req.headers() {
                             m.insert(n.to_string(), v.to_str().unwrap_or("").into());
                         }
                         m.insert("x-app-path".into(), req.uri().to_string().into());
                         m.insert("x-app-version".into(), format!("{:?}", req.version()).into());
+                        m.insert("x-app-peer".into(), peer.to_string().into());
                         Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(
                             serde_json::Value::Object(m).to_string(),
                         ))))
