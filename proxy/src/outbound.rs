@@ -164,6 +164,20 @@ pub async fn connect(plan: &OutboundPlan, ctx: &Ctx, alpn: &[&[u8]]) -> Result<B
     }
 }
 
+/// A new HTTP/1.1 connection to the planned upstream.
+async fn new_sender(plan: &OutboundPlan, ctx: &Ctx) -> Result<SendRequest<Incoming>, String> {
+    let upstream = connect(plan, ctx, &CLIENT_ALPN_HTTP1).await.map_err(|e| {
+        tracing::info!(target: "citadel::outbound", error = %e, "upstream failed");
+        e.to_string()
+    })?;
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(upstream)).await.map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
 fn host_port(authority: &http::uri::Authority, default_port: u16) -> (String, u16) {
     let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
     (host, authority.port_u16().unwrap_or(default_port))
@@ -205,26 +219,6 @@ async fn proxy_request(mut req: http::Request<Incoming>, ctx: Arc<Ctx>) -> Respo
     let (host, port) = host_port(&authority, 80);
     let plan = state.outbound(&host, port);
     let key = ctx.pool.key(&plan);
-    let mut sender = match ctx.pool.take(&key) {
-        Some(s) => s,
-        None => {
-            let upstream = match connect(&plan, &ctx, &CLIENT_ALPN_HTTP1).await {
-                Ok(u) => u,
-                Err(e) => {
-                    tracing::info!(target: "citadel::outbound", error = %e, "upstream failed");
-                    return local_response(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-                }
-            };
-            let (sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(upstream)).await {
-                Ok(x) => x,
-                Err(e) => return local_response(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-            };
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            sender
-        }
-    };
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
     strip_hop_by_hop(req.headers_mut());
     if !req.headers().contains_key(header::HOST)
@@ -233,7 +227,29 @@ async fn proxy_request(mut req: http::Request<Incoming>, ctx: Arc<Ctx>) -> Respo
         req.headers_mut().insert(header::HOST, v);
     }
     *req.uri_mut() = path.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
-    let sent = sender.send_request(req).await;
+    let pooled = ctx.pool.take(&key);
+    let reused = pooled.is_some();
+    let mut sender = match pooled {
+        Some(s) => s,
+        None => match new_sender(&plan, &ctx).await {
+            Ok(s) => s,
+            Err(e) => return local_response(StatusCode::SERVICE_UNAVAILABLE, e),
+        },
+    };
+    let mut sent = sender.try_send_request(req).await;
+    // A pooled connection the upstream closed meanwhile: the request was not sent; retry once
+    // on a fresh connection.
+    if reused
+        && let Err(e) = &mut sent
+        && let Some(req) = e.take_message()
+    {
+        sender = match new_sender(&plan, &ctx).await {
+            Ok(s) => s,
+            Err(e) => return local_response(StatusCode::SERVICE_UNAVAILABLE, e),
+        };
+        sent = sender.try_send_request(req).await;
+    }
+    let sent = sent.map_err(|e| e.into_error());
     // Back to the pool once the response body is done and the connection can take another.
     let pool = ctx.clone();
     tokio::spawn(async move {

@@ -252,3 +252,23 @@ async fn websocket_upgrade_and_http2_app_port() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(json(&out)["x-app-version"], "HTTP/2.0", "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_is_cut_off_and_others_are_served() {
+    let (_mesh, run, _client) = setup().await;
+    let addr = run.port(8001);
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: httpbin\r\nX-a: ").await.unwrap();
+    // Others are served meanwhile.
+    let url = format!("http://{addr}/");
+    for _ in 0..3 {
+        let (code, _) = curl(&[url.as_str()]).await;
+        assert_eq!(code, 0);
+    }
+    // The head never completes: the proxy closes the connection after the header timeout (10 s).
+    let start = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(20), slow.read_to_end(&mut rest)).await.unwrap();
+    assert!(r.is_err() || rest.is_empty() || rest.starts_with(b"HTTP/1.1 408"), "{r:?} {rest:?}");
+    assert!(start.elapsed() < Duration::from_secs(15));
+}
