@@ -111,8 +111,9 @@ spec:
         .expect("spawn citadel proxy");
     let stdout = child.stdout.take().expect("stdout");
     let proc = Proc(child);
+    let mut stdout = BufReader::new(stdout);
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read bound addresses");
+    stdout.read_line(&mut line).expect("read bound addresses");
     let bound: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
     let admin = bound["admin"].as_str().expect("admin").to_string();
 
@@ -138,5 +139,17 @@ spec:
     assert_eq!(denied, "RBAC: access denied 403");
     let no_cert = Command::new("curl").args(["-sS", "--max-time", "5", "-k", &url]).output().expect("curl");
     assert!(!no_cert.status.success(), "STRICT refuses a client without a certificate");
+    // The access log: one JSON line per request on stdout, Envoy field names.
+    let mut logs = Vec::new();
+    for _ in 0..2 {
+        let mut l = String::new();
+        stdout.read_line(&mut l).expect("access log line");
+        logs.push(serde_json::from_str::<serde_json::Value>(&l).expect("JSON access log"));
+    }
+    assert_eq!(logs[0]["response_code"], 200);
+    assert_eq!(logs[0]["downstream_peer_principal"], "spiffe://cluster.local/ns/default/sa/sleep");
+    assert_eq!(logs[1]["response_code"], 403);
+    assert_eq!(logs[1]["path"], "/admin");
+    assert_eq!(logs[1]["response_code_details"], "rbac_access_denied_matched_policy[none]");
     drop(proc);
 }

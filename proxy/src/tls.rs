@@ -6,7 +6,10 @@
 //! Credentials are validated before a config is published (STYLE §4); until then the proxy
 //! refuses handshakes, and a rejected rotation keeps the previous configs.
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use rustls::{
     ClientConfig, DigitallySignedStruct, DistinguishedName, Error as RustlsError, RootCertStore,
@@ -73,7 +76,17 @@ pub struct TlsConfigs {
     roots: Arc<RootCertStore>,
     provider: Arc<CryptoProvider>,
     trust_domain: String,
+    /// Client configs by (accepted identities, ALPN): reusing one keeps its session cache, so
+    /// repeat connections to a peer resume instead of doing a full handshake.
+    clients: Mutex<HashMap<ClientKey, Arc<ClientConfig>>>,
 }
+
+/// Accepted server identities and offered ALPN.
+type ClientKey = (Vec<SpiffeId>, Vec<Vec<u8>>);
+
+/// Cached client configs per credentials; beyond this the cache is cleared (rare: one entry per
+/// destination identity set).
+const MAX_CLIENT_CONFIGS: usize = 1024;
 
 impl TlsConfigs {
     /// Validates `creds` (key matches leaf, chain verifies to the bundle now, SPIFFE ID in the
@@ -131,12 +144,19 @@ impl TlsConfigs {
             roots,
             provider,
             trust_domain: trust_domain.to_string(),
+            clients: Mutex::default(),
         })
     }
 
     /// A client config presenting this workload's cert, accepting only servers whose SPIFFE ID
     /// is one of `allowed` (secure naming), offering `alpn`.
     pub fn client(&self, allowed: Vec<SpiffeId>, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TlsError> {
+        let key = (allowed, alpn.iter().map(|a| a.to_vec()).collect::<Vec<_>>());
+        let mut cache = self.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(c) = cache.get(&key) {
+            return Ok(c.clone());
+        }
+        let allowed = key.0.clone();
         let verifier = Arc::new(SpiffeServerVerifier {
             roots: self.roots.clone(),
             provider: self.provider.clone(),
@@ -148,8 +168,13 @@ impl TlsConfigs {
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_client_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(self.key.clone())));
-        c.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
-        Ok(Arc::new(c))
+        c.alpn_protocols = key.1.clone();
+        let c = Arc::new(c);
+        if cache.len() >= MAX_CLIENT_CONFIGS {
+            cache.clear();
+        }
+        cache.insert(key, c.clone());
+        Ok(c)
     }
 }
 

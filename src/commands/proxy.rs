@@ -50,13 +50,7 @@ fn parse_inbound(s: &str) -> Result<InboundPort, String> {
 
 /// Runs the proxy until interrupted.
 pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .try_init();
+    init_logging();
     let (namespace, name) = args.workload.split_once('/').context("--workload must be NAMESPACE/NAME")?;
     let (namespace, name) = (namespace.to_string(), name.to_string());
     let cfg = ProxyConfig {
@@ -108,6 +102,27 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         drop(source);
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Logs to stderr (`RUST_LOG`, default info); the access log (target `citadel::access`) goes to
+/// stdout as bare JSON lines, one per request or connection, as Envoy writes it.
+fn init_logging() {
+    use tracing_subscriber::{
+        EnvFilter, Layer, filter::filter_fn, layer::SubscriberExt, util::SubscriberInitExt,
+    };
+    const ACCESS: &str = "citadel::access";
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_filter(filter_fn(|m| m.target() != ACCESS));
+    let access = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stdout)
+        .without_time()
+        .with_ansi(false)
+        .with_level(false)
+        .with_target(false)
+        .with_filter(filter_fn(|m| m.target() == ACCESS));
+    let _ = tracing_subscriber::registry().with(logs).with(access).try_init();
 }
 
 async fn shutdown_signal() {
