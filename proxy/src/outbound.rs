@@ -183,7 +183,33 @@ fn host_port(authority: &http::uri::Authority, default_port: u16) -> (String, u1
     (host, authority.port_u16().unwrap_or(default_port))
 }
 
-async fn proxy_request(mut req: http::Request<Incoming>, ctx: Arc<Ctx>) -> Response<Body> {
+/// One proxied request, with `reporter="source"` metrics (CONNECT tunnels are not requests).
+async fn proxy_request(req: http::Request<Incoming>, ctx: Arc<Ctx>) -> Response<Body> {
+    let start = std::time::Instant::now();
+    let is_connect = req.method() == Method::CONNECT;
+    let service = req.uri().host().unwrap_or("unknown").to_string();
+    let resp = forward_request(req, ctx.clone()).await;
+    if !is_connect {
+        let labels = crate::metrics::RequestLabels {
+            reporter: "source",
+            source_principal: ctx
+                .tls
+                .borrow()
+                .as_ref()
+                .map_or_else(|| "unknown".into(), |t| t.identity.to_string()),
+            destination_principal: "unknown".into(),
+            destination_service: service,
+            response_code: resp.status().as_u16(),
+            response_flags: if resp.status() == StatusCode::SERVICE_UNAVAILABLE { "UF" } else { "-" },
+            connection_security_policy: "unknown",
+        };
+        ctx.metrics.requests.get_or_create(&labels).inc();
+        ctx.metrics.request_duration.get_or_create(&labels).observe(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    resp
+}
+
+async fn forward_request(mut req: http::Request<Incoming>, ctx: Arc<Ctx>) -> Response<Body> {
     let Some(authority) = req.uri().authority().cloned() else {
         return local_response(StatusCode::BAD_REQUEST, "absolute URI or CONNECT required");
     };

@@ -109,4 +109,11 @@ async fn upstream_connections_are_pooled() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(peers.windows(2).all(|w| w[0] == w[1]), "one upstream connection for three requests: {peers:?}");
+    let (_, m) = curl(&[format!("http://{}/stats/prometheus", client.proxy.admin.unwrap()).as_str()]).await;
+    assert!(
+        m.contains(&format!(
+            "istio_requests_total{{reporter=\"source\",source_principal=\"{SLEEP}\",destination_principal=\"unknown\",destination_service=\"localhost\",response_code=\"200\""
+        )),
+        "{m}"
+    );
 }
