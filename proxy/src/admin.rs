@@ -1,6 +1,11 @@
 //! The admin listener: `/ready`, `/config_dump`, `/stats/prometheus`, `/certs`.
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use http::{HeaderValue, Response, StatusCode, header};
 use hyper::body::Incoming;
@@ -63,34 +68,40 @@ fn route(req: &http::Request<Incoming>, ctx: &Ctx, inbound: &[(u16, SocketAddr)]
             r
         }
         "/certs" => {
-            let tls = ctx.tls.borrow().clone();
-            let certs: Vec<serde_json::Value> = tls
+            // Envoy's admin `Certificates` shape (ISTIO-FACTS §2.7).
+            let certs: Vec<serde_json::Value> = ctx
+                .tls
+                .borrow()
                 .iter()
                 .map(|t| {
-                    let sans: Vec<_> = spiffe_ids(&t.leaf)
-                        .iter()
-                        .map(|i| serde_json::json!({"uri": i.to_string()}))
-                        .collect();
-                    let (serial, from, to) = x509_parser::parse_x509_certificate(t.leaf.as_ref())
-                        .map(|(_, c)| {
-                            (
-                                c.raw_serial_as_string().replace(':', ""),
-                                c.validity().not_before.to_string(),
-                                c.validity().not_after.to_string(),
-                            )
-                        })
-                        .unwrap_or_default();
-                    serde_json::json!({"cert_chain": [{
-                        "path": "<inline>",
-                        "serial_number": serial,
-                        "subject_alt_names": sans,
-                        "valid_from": from,
-                        "expiration_time": to,
-                    }]})
+                    let ca: Vec<_> = t.ca.iter().map(|c| cert_detail(c, "ROOTCA")).collect();
+                    serde_json::json!({"ca_cert": ca, "cert_chain": [cert_detail(&t.leaf, "default")]})
                 })
                 .collect();
             json(&serde_json::json!({ "certificates": certs }))
         }
         _ => local_response(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// One `CertificateDetails`: path (the SDS resource), serial, SANs, validity.
+fn cert_detail(der: &rustls::pki_types::CertificateDer<'_>, path: &str) -> serde_json::Value {
+    let Ok((_, c)) = x509_parser::parse_x509_certificate(der.as_ref()) else {
+        return serde_json::json!({ "path": path });
+    };
+    let sans: Vec<_> = spiffe_ids(der).iter().map(|i| serde_json::json!({"uri": i.to_string()})).collect();
+    let at = |secs: i64| {
+        crate::log::rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
+    };
+    let not_after = c.validity().not_after.timestamp();
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = (not_after - i64::try_from(now).unwrap_or(i64::MAX)).div_euclid(86_400);
+    serde_json::json!({
+        "path": path,
+        "serial_number": c.raw_serial_as_string().replace(':', ""),
+        "subject_alt_names": sans,
+        "days_until_expiration": days.to_string(),
+        "valid_from": at(c.validity().not_before.timestamp()),
+        "expiration_time": at(not_after),
+    })
 }

@@ -43,7 +43,7 @@ pub fn loggable_path(path: &str) -> String {
 }
 
 /// RFC 3339 UTC with milliseconds, from unix time (no date crate needed).
-fn rfc3339(t: SystemTime) -> String {
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = i64::try_from(d.as_secs()).unwrap_or(0);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));

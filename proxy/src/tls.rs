@@ -72,6 +72,8 @@ pub struct TlsConfigs {
     pub identity: SpiffeId,
     /// The leaf certificate (for `x-forwarded-client-cert` and `/certs`).
     pub leaf: CertificateDer<'static>,
+    /// The trust bundle (for `/certs`).
+    pub ca: Vec<CertificateDer<'static>>,
     key: Arc<CertifiedKey>,
     roots: Arc<RootCertStore>,
     provider: Arc<CryptoProvider>,
@@ -140,6 +142,7 @@ impl TlsConfigs {
             server: Arc::new(server),
             identity,
             leaf,
+            ca: creds.roots.clone(),
             key,
             roots,
             provider,

@@ -223,6 +223,13 @@ async fn tcp_port_authz_and_live_recheck() {
     assert!(modes.contains(&(9000.into(), "PERMISSIVE".into())), "{modes:?}");
     let (_, ready) = curl(&[format!("http://{admin}/ready").as_str()]).await;
     assert_eq!(ready, "LIVE\n");
+    let (_, certs) = curl(&[format!("http://{admin}/certs").as_str()]).await;
+    let certs = json(&certs);
+    let leaf = &certs["certificates"][0]["cert_chain"][0];
+    assert_eq!(leaf["subject_alt_names"][0]["uri"], HTTPBIN, "{certs}");
+    // Valid for one day from about now: 0 or 1 depending on the second it was cut.
+    assert!(["0", "1"].contains(&leaf["days_until_expiration"].as_str().unwrap()), "{certs}");
+    assert_eq!(certs["certificates"][0]["ca_cert"][0]["path"], "ROOTCA", "{certs}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
