@@ -186,3 +186,38 @@ async fn streams_rotates_nacks_and_serves() {
     assert!(out.ends_with("\n200"), "{out}");
     server.abort();
 }
+
+/// gRPC through the proxy with tonic on both ends (the SDS service as the app): a bidi stream,
+/// and a status carried in trailers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_through_the_proxy() {
+    use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_client::SecretDiscoveryServiceClient;
+
+    let mesh = Mesh::new("");
+    let c = mesh.ca.issue(HTTPBIN);
+    let (_certs_tx, certs_rx) = watch::channel((c.chain.clone(), c.key.clone(), c.root.clone()));
+    let (req_tx, _req_rx) = mpsc::unbounded_channel();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = listener.local_addr().unwrap();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(SecretDiscoveryServiceServer::new(MockSds { certs: certs_rx, requests: req_tx }))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let run = start_proxy(&mesh, "httpbin", HTTPBIN, &[(8002, app)]).await;
+    let mut client =
+        SecretDiscoveryServiceClient::connect(format!("http://{}", run.port(8002))).await.unwrap();
+
+    let (tx, rx) = mpsc::channel(1);
+    tx.send(DiscoveryRequest { type_url: SECRET_TYPE_URL.into(), ..Default::default() }).await.unwrap();
+    let mut stream = client.stream_secrets(ReceiverStream::new(rx)).await.unwrap().into_inner();
+    let first =
+        tokio::time::timeout(Duration::from_secs(5), stream.message()).await.unwrap().unwrap().unwrap();
+    assert_eq!(first.resources.len(), 2);
+
+    let status = client.fetch_secrets(DiscoveryRequest::default()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unimplemented);
+    assert_eq!(status.message(), "fetch");
+    drop(tx);
+    server.abort();
+}

@@ -35,7 +35,7 @@ spec:
   address: 127.0.0.1
   serviceAccount: httpbin
   labels: {app: httpbin, security.istio.io/tlsMode: istio}
-  ports: {http: 8000, http-alt: 8001, tcp-echo: 9000, web: 7000}
+  ports: {http: 8000, http-alt: 8001, grpc: 8002, tcp-echo: 9000, web: 7000}
 ---
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
