@@ -279,3 +279,31 @@ async fn slowloris_is_cut_off_and_others_are_served() {
     assert!(r.is_err() || rest.is_empty() || rest.starts_with(b"HTTP/1.1 408"), "{r:?} {rest:?}");
     assert!(start.elapsed() < Duration::from_secs(15));
 }
+
+/// PERMISSIVE: TLS without an Istio ALPN is the app's own TLS and passes through untouched
+/// (the app here is `openssl s_server`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permissive_passes_app_tls_through() {
+    // No policies: PERMISSIVE everywhere. (With POLICIES, the path DENY would close this
+    // connection: passed-through TLS is TCP, where a DENY rule's HTTP fields are dropped.)
+    let mesh = Mesh::new("");
+    let certs = mesh.certs("app-tls", "spiffe://example.org/app");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _server = tokio::process::Command::new("openssl")
+        .args(["s_server", "-www", "-accept", &port.to_string(), "-naccept", "5"])
+        .args(["-cert", &certs.join("cert-chain.pem").display().to_string()])
+        .args(["-key", &certs.join("key.pem").display().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("openssl is installed");
+    let app: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert!(eventually(|| async { TcpStream::connect(app).await.is_ok() }).await);
+    let run = start_proxy(&mesh, "httpbin", HTTPBIN, &[(8001, app)]).await;
+    let url = format!("https://{}/", run.port(8001));
+    let (code, out) = curl(&["-k", "--http1.1", url.as_str()]).await;
+    assert_eq!(code, 0, "{out}");
+    // s_server -www answers with its own status page: the proxy did not terminate this TLS.
+    assert!(out.contains("s_server"), "{out}");
+}
