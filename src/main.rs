@@ -41,6 +41,8 @@ enum Command {
     },
     /// Print the CustomResourceDefinitions of every Istio kind Citadel reads.
     Crds,
+    /// The certificate authority: serve Istio's CA API, mint bootstrap tokens, audit, rotate.
+    Ca(commands::ca::CaCommand),
     /// Policy decisions, as the proxy would make them.
     #[command(subcommand)]
     Authz(AuthzCommand),
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         }
         Command::Convert { paths, root_namespace } => commands::config::convert(&paths, root_namespace),
         Command::Crds => commands::config::crds(),
+        Command::Ca(cmd) => commands::ca::run(cmd),
         Command::Authz(AuthzCommand::Check { config, request, output, root_namespace, trust_domain }) => {
             commands::authz::check(&config, &request, output == Output::Json, root_namespace, trust_domain)
         }
