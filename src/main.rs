@@ -48,6 +48,8 @@ enum Command {
     /// Policy decisions, as the proxy would make them.
     #[command(subcommand)]
     Authz(AuthzCommand),
+    /// The sidecar: mTLS, PeerAuthentication, JWT and AuthorizationPolicy for one workload.
+    Proxy(commands::proxy::ProxyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
         Command::Authz(AuthzCommand::Check { config, request, output, root_namespace, trust_domain }) => {
             commands::authz::check(&config, &request, output == Output::Json, root_namespace, trust_domain)
         }
+        Command::Proxy(args) => commands::proxy::run(args),
     };
     match result {
         Ok(code) => code,

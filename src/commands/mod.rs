@@ -4,3 +4,4 @@ pub mod agent;
 pub mod authz;
 pub mod ca;
 pub mod config;
+pub mod proxy;
