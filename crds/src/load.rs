@@ -449,9 +449,9 @@ impl DocContext<'_> {
         }
     }
 
-    /// A `List` item: parsed from its own re-serialized text, with lines from the outer document.
+    /// A `List` item: parsed from its own re-serialized text; lines come from the outer
+    /// document's index (`prefix` + field), since the re-serialized text has lines of its own.
     fn load_list_item(&mut self, item: serde_yaml::Value, prefix: &str) {
-        // Errors are located through the outer index (prefix + field), so parse from the value.
         let text = serde_yaml::to_string(&item).unwrap_or_default();
         self.load_value(&text, item, prefix);
     }
