@@ -64,11 +64,15 @@ enum AuthzCommand {
         request: PathBuf,
         #[arg(long, value_enum, default_value_t = Output::Json)]
         output: Output,
-        /// Namespace that holds mesh-wide policies.
-        #[arg(long, default_value = "istio-system")]
-        root_namespace: String,
-        #[arg(long, default_value = "cluster.local")]
-        trust_domain: String,
+        /// Istio mesh config (MeshConfig YAML or the `istio` ConfigMap).
+        #[arg(long)]
+        mesh_config: Option<PathBuf>,
+        /// Namespace that holds mesh-wide policies (default: the mesh config's, else istio-system).
+        #[arg(long)]
+        root_namespace: Option<String>,
+        /// Trust domain (default: the mesh config's, else cluster.local).
+        #[arg(long)]
+        trust_domain: Option<String>,
     },
 }
 
@@ -89,9 +93,18 @@ fn main() -> ExitCode {
         Command::Crds => commands::config::crds(),
         Command::Ca(cmd) => commands::ca::run(cmd),
         Command::Agent(cmd) => commands::agent::run(cmd),
-        Command::Authz(AuthzCommand::Check { config, request, output, root_namespace, trust_domain }) => {
-            commands::authz::check(&config, &request, output == Output::Json, root_namespace, trust_domain)
-        }
+        Command::Authz(AuthzCommand::Check {
+            config,
+            request,
+            output,
+            mesh_config,
+            root_namespace,
+            trust_domain,
+        }) => commands::config::mesh_config(mesh_config.as_deref()).and_then(|mut mesh| {
+            mesh.root_namespace = root_namespace.unwrap_or(mesh.root_namespace);
+            mesh.trust_domain = trust_domain.unwrap_or(mesh.trust_domain);
+            commands::authz::check(&config, &request, output == Output::Json, &mesh)
+        }),
         Command::Proxy(args) => commands::proxy::run(args),
     };
     match result {

@@ -129,3 +129,50 @@ fn sample_jwt_through_request_authentication() {
     let (_, v, _) = check(&[&cfg], &req(Some(SLEEP), "GET"));
     assert_eq!(v["decision"], "ALLOW", "{v}");
 }
+
+#[test]
+fn mesh_config_is_read_and_its_errors_name_the_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("mesh.yaml");
+    std::fs::write(&bad, "pathNormalization: {normalization: SOMETIMES}\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_citadel"))
+        .args(["authz", "check", "--request", "-", "--config"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/tests/data/seeds").join(RBAC_ON))
+        .arg("--mesh-config")
+        .arg(&bad)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(err.contains("mesh.yaml: pathNormalization.normalization: "), "{err}");
+
+    // A valid ConfigMap-shaped mesh config that turns path normalization off: `/x/../admin` then
+    // no longer normalizes to the denied `/admin` (Istio's behaviour with `NONE`).
+    std::fs::write(
+        dir.path().join("deny.yaml"),
+        "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: no-admin, namespace: default}\n\
+         spec:\n  action: DENY\n  rules:\n  - to:\n    - operation: {paths: [/admin]}\n",
+    )
+    .expect("write");
+    let cm = dir.path().join("istio-cm.yaml");
+    std::fs::write(&cm, "kind: ConfigMap\ndata:\n  mesh: |\n    pathNormalization: {normalization: NONE}\n")
+        .expect("write");
+    let request = r#"{"destination": {"namespace": "default", "labels": {"app": "httpbin"}, "port": 8000, "ip": "10.0.0.2"},
+        "source": {"ip": "10.0.0.1"}, "http": {"method": "GET", "path": "/x/../admin", "host": "httpbin", "headers": {}}}"#;
+    let decide = |mesh: Option<&Path>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_citadel"));
+        cmd.args(["authz", "check", "--request", "-", "--config"]).arg(dir.path().join("deny.yaml"));
+        if let Some(m) = mesh {
+            cmd.arg("--mesh-config").arg(m);
+        }
+        let mut child =
+            cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+        child.stdin.take().expect("stdin").write_all(request.as_bytes()).expect("write");
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")
+    };
+    assert_eq!(decide(None)["decision"], "DENY");
+    assert_eq!(decide(Some(&cm))["decision"], "ALLOW");
+}

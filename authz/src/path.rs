@@ -22,6 +22,19 @@ pub enum PathNormalization {
     DecodeAndMergeSlashes,
 }
 
+impl From<crds::mesh::Normalization> for PathNormalization {
+    /// MeshConfig's `pathNormalization.normalization`; DEFAULT is BASE (ISTIO-FACTS §5.7).
+    fn from(n: crds::mesh::Normalization) -> Self {
+        use crds::mesh::Normalization as N;
+        match n {
+            N::Default | N::Base => Self::Base,
+            N::None => Self::None,
+            N::MergeSlashes => Self::MergeSlashes,
+            N::DecodeAndMergeSlashes => Self::DecodeAndMergeSlashes,
+        }
+    }
+}
+
 /// Why Envoy answers 400 instead of routing the request.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {

@@ -9,6 +9,7 @@ pub mod convert;
 pub mod crdgen;
 pub mod lines;
 pub mod load;
+pub mod mesh;
 pub mod resource;
 pub mod snapshot;
 pub mod types;

@@ -6,6 +6,7 @@ use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
 
 use authz::{Engine, MeshInputs, MtlsMode, PathNormalization, WorkloadPolicy};
 use crds::{
+    mesh::{MeshConfig, MeshExtensionProvider, OutboundMode},
     snapshot::Snapshot,
     types::networking::{ClientTlsSettings, DestinationRule, ServiceEntry, WorkloadEntry},
 };
@@ -21,7 +22,7 @@ use crate::{
 /// The label injection puts on workloads with a sidecar (ISTIO-FACTS §3.4).
 pub const TLS_MODE_LABEL: &str = "security.istio.io/tlsMode";
 
-/// Mesh-wide settings from flags.
+/// Mesh-wide settings: Istio's `MeshConfig` (from `--mesh-config`, flags overriding it).
 #[derive(Clone, Debug)]
 pub struct MeshSettings {
     /// Namespace of mesh-wide policies.
@@ -30,11 +31,31 @@ pub struct MeshSettings {
     pub trust_domain: String,
     /// `meshConfig.enableAutoMtls`.
     pub auto_mtls: bool,
+    /// `meshConfig.outboundTrafficPolicy.mode`.
+    pub outbound_mode: OutboundMode,
+    /// `meshConfig.pathNormalization.normalization`.
+    pub path_normalization: PathNormalization,
+    /// `meshConfig.extensionProviders` (CUSTOM policies).
+    pub extension_providers: Vec<MeshExtensionProvider>,
 }
 
 impl Default for MeshSettings {
     fn default() -> Self {
-        Self { root_namespace: "istio-system".into(), trust_domain: "cluster.local".into(), auto_mtls: true }
+        Self::from_mesh_config(&MeshConfig::default())
+    }
+}
+
+impl MeshSettings {
+    /// The settings a mesh config file gives.
+    pub fn from_mesh_config(m: &MeshConfig) -> Self {
+        Self {
+            root_namespace: m.root_namespace.clone(),
+            trust_domain: m.trust_domain.clone(),
+            auto_mtls: m.enable_auto_mtls,
+            outbound_mode: m.outbound_traffic_policy.mode,
+            path_normalization: m.path_normalization.normalization.into(),
+            extension_providers: m.extension_providers.clone(),
+        }
     }
 }
 
@@ -140,7 +161,7 @@ impl MeshState {
         let engine = Engine::compile(&MeshInputs {
             root_namespace: &settings.root_namespace,
             trust_domain: &settings.trust_domain,
-            path_normalization: PathNormalization::Base,
+            path_normalization: settings.path_normalization,
             peer_authentications: &pas,
             request_authentications: &ras,
             authorization_policies: &aps,

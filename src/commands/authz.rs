@@ -3,7 +3,7 @@
 use std::{collections::BTreeMap, io::Read, path::PathBuf, process::ExitCode, time::SystemTime};
 
 use anyhow::{Context, bail};
-use authz::{Engine, MeshInputs, PathNormalization};
+use authz::{Engine, MeshInputs};
 use crds::{convert::ConvertOptions, load::load_paths, snapshot::Snapshot};
 
 /// Exit 0 for any decision; non-zero (with the error) for invalid config or request.
@@ -11,11 +11,13 @@ pub fn check(
     config: &[PathBuf],
     request: &PathBuf,
     json: bool,
-    root_namespace: String,
-    trust_domain: String,
+    mesh: &crds::mesh::MeshConfig,
 ) -> anyhow::Result<ExitCode> {
-    let snap =
-        Snapshot::build(0, load_paths(config), &ConvertOptions { root_namespace: root_namespace.clone() });
+    let snap = Snapshot::build(
+        0,
+        load_paths(config),
+        &ConvertOptions { root_namespace: mesh.root_namespace.clone() },
+    );
     for d in &snap.diagnostics {
         eprintln!("{d}");
     }
@@ -26,9 +28,9 @@ pub fn check(
     let ras: Vec<_> = snap.request_authentications().cloned().collect();
     let aps: Vec<_> = snap.authorization_policies().cloned().collect();
     let engine = Engine::compile(&MeshInputs {
-        root_namespace: &root_namespace,
-        trust_domain: &trust_domain,
-        path_normalization: PathNormalization::Base,
+        root_namespace: &mesh.root_namespace,
+        trust_domain: &mesh.trust_domain,
+        path_normalization: mesh.path_normalization.normalization.into(),
         peer_authentications: &pas,
         request_authentications: &ras,
         authorization_policies: &aps,

@@ -52,3 +52,19 @@ pub fn crds() -> anyhow::Result<ExitCode> {
     std::io::stdout().lock().write_all(crds::crdgen::all_yaml().as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// Reads `--mesh-config` (Istio's defaults without one) and warns about fields Citadel ignores.
+pub fn mesh_config(path: Option<&std::path::Path>) -> anyhow::Result<crds::mesh::MeshConfig> {
+    let Some(path) = path else { return Ok(crds::mesh::MeshConfig::default()) };
+    let mesh = crds::mesh::MeshConfig::load(path)?;
+    let unused = mesh.unused_fields();
+    if !unused.is_empty() {
+        tracing::warn!(
+            target: "citadel::config",
+            "{}: mesh config fields not used by citadel: {}",
+            path.display(),
+            unused.join(", ")
+        );
+    }
+    Ok(mesh)
+}

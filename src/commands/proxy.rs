@@ -34,11 +34,16 @@ pub struct ProxyArgs {
     /// File-mounted certs: `cert-chain.pem`, `key.pem`, `root-cert.pem`, re-read on change.
     #[arg(long)]
     cert_dir: Option<PathBuf>,
-    /// Namespace that holds mesh-wide policies.
-    #[arg(long, default_value = "istio-system")]
-    root_namespace: String,
-    #[arg(long, default_value = "cluster.local")]
-    trust_domain: String,
+    /// Istio mesh config: MeshConfig YAML or the `istio` ConfigMap (enableAutoMtls,
+    /// outboundTrafficPolicy, pathNormalization, extensionProviders, rootNamespace, trustDomain).
+    #[arg(long)]
+    mesh_config: Option<PathBuf>,
+    /// Namespace that holds mesh-wide policies (default: the mesh config's, else istio-system).
+    #[arg(long)]
+    root_namespace: Option<String>,
+    /// Trust domain (default: the mesh config's, else cluster.local).
+    #[arg(long)]
+    trust_domain: Option<String>,
 }
 
 fn parse_inbound(s: &str) -> Result<InboundPort, String> {
@@ -53,14 +58,19 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     init_logging();
     let (namespace, name) = args.workload.split_once('/').context("--workload must be NAMESPACE/NAME")?;
     let (namespace, name) = (namespace.to_string(), name.to_string());
+    let mesh_config = super::config::mesh_config(args.mesh_config.as_deref())?;
+    let mut mesh = MeshSettings::from_mesh_config(&mesh_config);
+    if let Some(ns) = args.root_namespace {
+        mesh.root_namespace = ns;
+    }
+    if let Some(td) = args.trust_domain {
+        mesh.trust_domain = td;
+    }
+    let root_namespace = mesh.root_namespace.clone();
     let cfg = ProxyConfig {
         namespace: namespace.clone(),
         name: name.clone(),
-        mesh: MeshSettings {
-            root_namespace: args.root_namespace.clone(),
-            trust_domain: args.trust_domain.clone(),
-            auto_mtls: true,
-        },
+        mesh,
         inbound: args.inbound,
         outbound: args.outbound,
         admin: Some(args.admin),
@@ -68,9 +78,8 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(target: "citadel::proxy", config = ?cfg, "starting");
     let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
     rt.block_on(async move {
-        let source =
-            FileSource::start(args.config.clone(), ConvertOptions { root_namespace: args.root_namespace })
-                .context("watching the config")?;
+        let source = FileSource::start(args.config.clone(), ConvertOptions { root_namespace })
+            .context("watching the config")?;
         // Either source publishes on the same kind of watch; keep the source alive with the proxy.
         let (certs, creds): (Box<dyn std::any::Any>, _) = match (&args.cert_dir, &args.sds) {
             (Some(dir), _) => {
